@@ -1,0 +1,198 @@
+"""Where the configuration comes from and what it may say.
+
+Looked for in this order, first found wins: the ``config=`` argument (a path, a dict or a
+``TrackhookConfig``), the file named by ``TRACKHOOK_CONFIG``, ``trackhook.yaml`` in the working
+directory, ``[tool.trackhook]`` in ``pyproject.toml``. None found: the built-in ``do-nothing``
+tracker, and the run log still records everything.
+
+This module imports pydantic and PyYAML; the core imports it only when a run opens, so that
+``import trackhook`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trackhook.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "CONFIG_ENV",
+    "ConfigSource",
+    "DeliverySettings",
+    "LoadedConfig",
+    "TrackerSettings",
+    "TrackhookConfig",
+    "describe_validation_error",
+    "load_config",
+]
+
+CONFIG_ENV = "TRACKHOOK_CONFIG"
+CONFIG_FILE = "trackhook.yaml"
+PYPROJECT = "pyproject.toml"
+
+ConfigSource = Union[str, os.PathLike[str], Mapping[str, Any], "TrackhookConfig", None]
+
+
+class TrackerSettings(BaseModel):
+    """One tracker to send values to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="The tracker's entry-point name in 'trackhook.trackers'.")
+    name: str | None = Field(
+        default=None,
+        description="A name for this tracker (defaults to its type); needed when two trackers "
+        "share a type.",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the tracker's own config_model."
+    )
+    on_error: Literal["warn", "raise"] = Field(
+        default="warn",
+        description="warn: keep the run going, retry, keep undelivered values for "
+        "`trackhook sync`; raise: a failure is raised in the user's code.",
+    )
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.type
+
+
+class DeliverySettings(BaseModel):
+    """How values travel from the spool to the trackers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval: float = Field(
+        default=0.1, gt=0, le=1.0, description="Seconds between a delivery thread's passes."
+    )
+    flush_timeout: float = Field(
+        default=10.0, ge=0, description="Seconds a run's close waits for each tracker."
+    )
+    max_backoff: float = Field(
+        default=30.0, gt=0, description="Longest wait, in seconds, between retries."
+    )
+
+
+class TrackhookConfig(BaseModel):
+    """The whole configuration (a ``trackhook.yaml`` file or ``[tool.trackhook]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_tracker: TrackerSettings | None = None
+    experiment_trackers: list[TrackerSettings] | None = None
+    run_log_store: str = Field(default=".run_log_store", description="Folder of the run logs.")
+    ranks: Literal["zero", "all"] = Field(
+        default="zero",
+        description="In distributed training: 'zero' sends only rank 0's values to the trackers, "
+        "'all' sends every rank's.",
+    )
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_trackers(self) -> TrackhookConfig:
+        if self.experiment_tracker is not None and self.experiment_trackers is not None:
+            raise ValueError(
+                "give either experiment_tracker or experiment_trackers (a list), not both"
+            )
+        names = [settings.display_name for settings in self.trackers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"two trackers are named {name!r}: give each of them a distinct `name:`"
+                )
+        return self
+
+    @property
+    def trackers(self) -> list[TrackerSettings]:
+        if self.experiment_trackers is not None:
+            return list(self.experiment_trackers)
+        if self.experiment_tracker is not None:
+            return [self.experiment_tracker]
+        return [TrackerSettings(type="do-nothing")]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and a human description of where it came from."""
+
+    config: TrackhookConfig
+    source: str
+
+
+def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedConfig:
+    """Find and validate the configuration, or raise ``ConfigError`` naming the source."""
+    if isinstance(source, TrackhookConfig):
+        return LoadedConfig(source, "the config= argument")
+    if isinstance(source, Mapping):
+        return _validate(dict(source), "the config= argument")
+    if source is not None:
+        return _from_file(Path(source), "the config= argument")
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return _from_file(Path(from_env), f"${CONFIG_ENV}")
+    folder = cwd or Path.cwd()
+    if (folder / CONFIG_FILE).is_file():
+        return _from_file(folder / CONFIG_FILE, "the working directory")
+    if (folder / PYPROJECT).is_file():
+        table = _read_pyproject(folder / PYPROJECT)
+        if table is not None:
+            return _validate(table, f"{folder / PYPROJECT} [tool.trackhook]")
+    return LoadedConfig(TrackhookConfig(), "the default (no configuration found)")
+
+
+def _from_file(path: Path, how: str) -> LoadedConfig:
+    if not path.is_file():
+        raise ConfigError(f"{path} (named by {how}): no such file; create it or fix the path")
+    if path.name == PYPROJECT or path.suffix == ".toml":
+        table = _read_pyproject(path)
+        if table is None:
+            raise ConfigError(f"{path}: has no [tool.trackhook] table")
+        return _validate(table, f"{path} [tool.trackhook]")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: is not valid YAML: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a mapping at the top, got {type(data).__name__}")
+    return _validate(data, str(path))
+
+
+def _read_pyproject(path: Path) -> dict[str, Any] | None:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: is not valid TOML: {error}") from None
+    table = document.get("tool", {}).get("trackhook")
+    return table if isinstance(table, dict) else None
+
+
+def _validate(data: dict[str, Any], source: str) -> LoadedConfig:
+    try:
+        return LoadedConfig(TrackhookConfig.model_validate(data), source)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: the dotted field and pydantic's reason."""
+    problems = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        problems.append(f"field {field!r}: {problem['msg']}")
+    return "; ".join(problems)

@@ -1,0 +1,87 @@
+"""Every error trackhook raises on purpose, under one base class.
+
+Each error names what is wrong (the key, the field, the tracker) and what to do about it, so that the
+message alone is enough for a user to fix their code or configuration.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InvalidValueError",
+    "NoActiveRunError",
+    "TrackerDeliveryError",
+    "TrackerLoadError",
+    "TrackhookError",
+    "UnknownTrackerError",
+]
+
+
+class TrackhookError(Exception):
+    """Base class of every error that trackhook raises on purpose."""
+
+
+class InvalidValueError(TrackhookError, ValueError):
+    """A value, key or step given to ``track_this`` cannot be tracked.
+
+    Raised before anything of the call is recorded: values tracked by earlier calls are kept.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"cannot track {key!r}: {reason}")
+
+
+class ConfigError(TrackhookError):
+    """The trackhook configuration cannot be read or is invalid; the message names the source."""
+
+
+class UnknownTrackerError(ConfigError):
+    """The configuration names a tracker type that no installed package provides."""
+
+    def __init__(self, tracker_type: str, installed: list[str], source: str) -> None:
+        self.tracker_type = tracker_type
+        self.installed = installed
+        hint = _INSTALL_HINTS.get(tracker_type)
+        install = (
+            f"install it with: pip install {hint}"
+            if hint
+            else "install the package that provides it (an entry point named "
+            f"{tracker_type!r} in the group 'trackhook.trackers')"
+        )
+        super().__init__(
+            f"{source}: unknown tracker type {tracker_type!r}; "
+            f"installed trackers: {', '.join(installed)}; {install}"
+        )
+
+
+_INSTALL_HINTS = {"mlflow": "trackhook-mlflow", "wandb": "trackhook-wandb"}
+
+
+class TrackerLoadError(TrackhookError):
+    """A tracker's entry point could not be imported, or its class does not follow the contract."""
+
+    def __init__(self, tracker_type: str, distribution: str, cause: BaseException | str) -> None:
+        self.tracker_type = tracker_type
+        self.distribution = distribution
+        super().__init__(
+            f"tracker {tracker_type!r} from the distribution {distribution!r} could not be loaded: "
+            f"{cause}; reinstall or fix that package, or remove it from the configuration"
+        )
+
+
+class TrackerDeliveryError(TrackhookError):
+    """A tracker configured with ``on_error: raise`` failed; the cause is chained."""
+
+    def __init__(self, tracker_name: str, cause: BaseException) -> None:
+        self.tracker_name = tracker_name
+        super().__init__(
+            f"tracker {tracker_name!r} failed: {type(cause).__name__}: {cause} "
+            "(it is configured with on_error: raise; use on_error: warn to keep the run going "
+            "and deliver later with `trackhook sync`)"
+        )
+
+
+class NoActiveRunError(TrackhookError):
+    """An operation needs an open run and none is open in this process."""

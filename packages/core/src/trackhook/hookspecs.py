@@ -1,0 +1,115 @@
+"""The hook specifications that a tracker plugin implements.
+
+A tracker is a class registered under the entry-point group ``trackhook.trackers``. The core builds
+one instance per configured tracker and calls its hooks **from that tracker's own delivery thread**,
+never from the thread that called ``track_this`` (``trackhook_client_context`` is the exception: it
+runs in the caller's thread, inside ``get_experiment_tracker_context``). Hooks of one tracker are
+never called concurrently with each other, apart from that one.
+
+An implementation may accept fewer arguments than the specification (pluggy's rule), but must not
+give any argument a default value: pluggy would never pass it.
+
+A hook that raises is retried with backoff (the values stay in the run's spool); the exception never
+reaches the user's code unless the tracker is configured with ``on_error: raise``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from trackhook._markers import hookspec
+from trackhook.records import MetricRecord, ParamRecord, ParamValue, RunInfo, Status
+
+__all__ = [
+    "trackhook_client_context",
+    "trackhook_close_run",
+    "trackhook_log_batch",
+    "trackhook_log_metric",
+    "trackhook_log_param",
+    "trackhook_open_run",
+]
+
+
+@hookspec
+def trackhook_open_run(run: RunInfo) -> Mapping[str, str] | None:
+    """Open (or continue) the run ``run.run_id`` under the experiment named ``run.tag``.
+
+    Called once per process before any value of the run is delivered; several processes that track
+    into the same run_id each call it, one at a time. The same run_id must continue the same run.
+
+    :param run: the run to open.
+    :return: facts worth recording in the run log under this tracker (for example the tracker's own
+        run id or a URL), or ``None``. Never return credentials.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def trackhook_log_metric(run: RunInfo, key: str, value: float, step: int) -> None:
+    """Record the numeric ``value`` of ``key`` at ``step``.
+
+    Called for each numeric value only when the tracker does not implement
+    ``trackhook_log_batch``. Nested values arrive flattened to dotted keys (``eggs.ham``).
+
+    :param run: the run the value belongs to.
+    :param key: the flattened key, already made storable by the tracker's declared limits.
+    :param value: an int or float (never a bool); may be NaN or infinite.
+    :param step: a non-negative int.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def trackhook_log_param(run: RunInfo, key: str, value: ParamValue, step: int) -> None:
+    """Record the non-numeric ``value`` (str, bool, None or list) of ``key`` at ``step``.
+
+    Called for each non-numeric value only when the tracker does not implement
+    ``trackhook_log_batch``. Trackers that declare ``TrackerLimits.param_key`` receive the key with
+    the step already formatted into it (``spam_0``).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def trackhook_log_batch(
+    run: RunInfo, metrics: Sequence[MetricRecord], params: Sequence[ParamRecord]
+) -> None:
+    """Record many values in one call: the delivery thread's preferred path.
+
+    Each batch respects the batch sizes the tracker declares in ``TrackerLimits``. When the call
+    raises, the same batch is offered again later; when it returns, every value in it counts as
+    delivered and is never offered again.
+
+    :param metrics: numeric values, each with its key, value, step and tracking time.
+    :param params: non-numeric values, each with its storable key, value, step and tracking time.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def trackhook_close_run(run: RunInfo, status: Status) -> None:
+    """Close the run after every value of it has been delivered.
+
+    :param status: ``"SUCCESS"``, or ``"FAIL"`` when the user's block raised or the process that
+        owned the run died before closing it (closed later by ``trackhook sync``).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def trackhook_client_context(run: RunInfo) -> AbstractContextManager[Any] | None:
+    """Return a context manager that yields the tracker's native client for ``run``.
+
+    Called in the user's thread by ``trackhook.get_experiment_tracker_context()``, after the run
+    has been opened. Leaving the context must restore any global state of the tracker library that
+    entering it changed.
+
+    .. versionadded:: 0.1
+    """

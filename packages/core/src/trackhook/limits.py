@@ -1,0 +1,89 @@
+"""What a tracker can store, declared as data, and the shared rules that make values fit.
+
+A tracker declares ``limits = TrackerLimits(...)`` as a class attribute. The delivery side applies
+the same rules to every tracker, built-in or third-party, so that no adapter re-implements them:
+
+- **param keys**: ``param_key`` formats a parameter's key from its key and step (``"{key}_{step}"``).
+- **renaming**: a key with characters outside ``key_chars``, or longer than ``max_key_length``,
+  becomes ``<key with each forbidden character replaced by "_", shortened>_<8 hex digits of the
+  SHA-1 of the original key>``. The suffix depends on the original key, so two different keys never
+  become the same key, and a key that is already storable is never changed.
+- **truncation**: a parameter whose text is longer than ``max_param_length`` keeps its first
+  characters followed by ``TRUNCATION_MARK``; the whole text travels in ``ParamRecord.full_value``
+  so the tracker can store it elsewhere.
+- **batches**: ``max_metrics_per_batch``, ``max_params_per_batch`` and ``max_values_per_batch``
+  bound each ``trackhook_log_batch`` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+__all__ = ["TRUNCATION_MARK", "TrackerLimits", "TighterLimitsRequired"]
+
+TRUNCATION_MARK = "...[truncated by trackhook]"
+_HASH_SUFFIX_LENGTH = 9  # "_" and 8 hex digits
+
+
+@dataclass(frozen=True)
+class TrackerLimits:
+    """The storage limits of one tracker. ``None`` means "no limit"."""
+
+    key_chars: str | None = None
+    """A regular-expression character class of the characters a key may hold, e.g. ``[/\\w.\\- ]``."""
+    max_key_length: int | None = None
+    max_param_length: int | None = None
+    param_key: str = "{key}"
+    """How a parameter's stored key is formed from ``{key}`` and ``{step}``."""
+    max_metrics_per_batch: int | None = None
+    max_params_per_batch: int | None = None
+    max_values_per_batch: int | None = None
+
+    @cached_property
+    def _forbidden(self) -> re.Pattern[str] | None:
+        if self.key_chars is None:
+            return None
+        return re.compile(f"(?!{self.key_chars}).", re.DOTALL)
+
+    def storable_key(self, key: str) -> str:
+        """Return ``key`` unchanged if the tracker can store it, else its renamed form."""
+        forbidden = self._forbidden
+        too_long = self.max_key_length is not None and len(key) > self.max_key_length
+        if not too_long and (forbidden is None or not forbidden.search(key)):
+            return key
+        clean = forbidden.sub("_", key) if forbidden is not None else key
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+        if self.max_key_length is not None:
+            clean = clean[: max(self.max_key_length - _HASH_SUFFIX_LENGTH, 0)]
+        return f"{clean}_{digest}"
+
+    def fit_param_text(self, text: str) -> str | None:
+        """Return the truncated form of ``text`` if it is too long for the tracker, else ``None``."""
+        limit = self.max_param_length
+        if limit is None or len(text) <= limit:
+            return None
+        keep = max(limit - len(TRUNCATION_MARK), 0)
+        return text[:keep] + TRUNCATION_MARK
+
+    def tightened(self, **changes: int) -> TrackerLimits:
+        """A copy with the given limits lowered (never raised)."""
+        lowered = {
+            name: min(value, getattr(self, name) or value) for name, value in changes.items()
+        }
+        return replace(self, **lowered)
+
+
+class TighterLimitsRequired(Exception):
+    """Raised by a tracker's hook when its server rejected values that fit the declared limits.
+
+    Servers differ (MLflow servers accept parameters of 6000 or 500 characters, depending on the
+    version and store): the delivery thread lowers the tracker's limits by ``changes`` (for example
+    ``max_param_length=500``) and offers the same values again, truncated or renamed to fit.
+    """
+
+    def __init__(self, reason: str, **changes: int) -> None:
+        self.changes = changes
+        super().__init__(reason)

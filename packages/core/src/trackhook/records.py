@@ -1,0 +1,70 @@
+"""The typed records that flow from the core to trackers through the hooks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+__all__ = ["MetricRecord", "ParamRecord", "ParamValue", "RunInfo", "Status", "param_text"]
+
+Status = Literal["SUCCESS", "FAIL"]
+"""How a run ended: ``SUCCESS``, or ``FAIL`` when the ``start_run`` block raised."""
+
+ParamValue = Union[str, bool, None, list[object]]
+"""A non-numeric value: what becomes a parameter in a tracker."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run that a hook call belongs to.
+
+    ``run_id`` names the run in the tracker; ``tag`` names its experiment (or project), and may be
+    empty, in which case a tracker uses its configured default.
+    """
+
+    run_id: str
+    tag: str
+    started_at: float = 0.0
+    """Unix time at which the run was opened by its owning process."""
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """A numeric value tracked at a step, with the Unix time at which ``track_this`` received it."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ParamRecord:
+    """A non-numeric value tracked at a step.
+
+    ``key`` is the key as the tracker should store it: for trackers that declare
+    ``TrackerLimits.param_key`` (MLflow, W&B: ``"{key}_{step}"``) the step is already part of it.
+    ``full_value`` is set when ``value`` was truncated to fit the tracker's limit, so that the tracker
+    can keep the whole value elsewhere (an artifact, a file).
+    """
+
+    key: str
+    value: ParamValue
+    step: int
+    timestamp: float
+    full_value: str | None = field(default=None)
+
+    @property
+    def text(self) -> str:
+        """The value as text, for trackers that store parameters as strings."""
+        return param_text(self.value)
+
+
+def param_text(value: ParamValue) -> str:
+    """Render a parameter as text: strings as they are, lists as JSON, booleans as ``True``/``False``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return json.dumps(value, allow_nan=True)
+    return str(value)

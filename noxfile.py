@@ -1,0 +1,116 @@
+"""Sessions of the trackhook monorepo; run ``nox -l`` to list them.
+
+Each package is tested in an environment of its own that installs only that package and the core,
+from their folders and not editable, so an undeclared dependency fails here rather than for users.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).parent
+CORE = "./packages/core"
+PACKAGES = {
+    "core": "packages/core",
+    "mlflow": "packages/tracker-mlflow",
+    "wandb": "packages/tracker-wandb",
+}
+EXAMPLE_PLUGIN = "./examples/trackhook-jsonl"
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("pytest", *paths, *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session(name="tests-core")
+def tests_core(session: nox.Session) -> None:
+    """The core package alone."""
+    session.install(f"{CORE}[test]")
+    _pytest(session, "packages/core/tests")
+
+
+@nox.session(name="tests-mlflow")
+def tests_mlflow(session: nox.Session) -> None:
+    """trackhook-mlflow with the core; its test extra brings the full mlflow for a real server."""
+    session.install(CORE, "./packages/tracker-mlflow[test]")
+    _pytest(session, "packages/tracker-mlflow/tests")
+
+
+@nox.session(name="tests-wandb")
+def tests_wandb(session: nox.Session) -> None:
+    """trackhook-wandb with the core, offline; mlflow is not installed here."""
+    session.install(CORE, "./packages/tracker-wandb[test]")
+    _pytest(session, "packages/tracker-wandb/tests")
+
+
+@nox.session(name="tests-cross")
+def tests_cross(session: nox.Session) -> None:
+    """The plugin contract across packages, and the example third-party plugin."""
+    session.install(f"{CORE}[test]", "./packages/tracker-mlflow", "./packages/tracker-wandb")
+    _pytest(session, "tests")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every test session above, each in its own environment."""
+    for name in ("tests-core", "tests-cross", "tests-wandb", "tests-mlflow"):
+        session.notify(name)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, and a strict type check of the core."""
+    session.install("ruff", "mypy", f"{CORE}[test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "packages/core/src/trackhook")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build each package, check its files, and install each wheel alone in a fresh venv."""
+    session.install("build", "twine", "check-wheel-contents")
+    dist = ROOT / "dist"
+    for path in dist.glob("*"):
+        path.unlink()
+    for folder in PACKAGES.values():
+        session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist), folder)
+    wheels = sorted(glob.glob(str(dist / "*.whl")))
+    session.run("check-wheel-contents", *wheels)
+    session.run("twine", "check", "--strict", *glob.glob(str(dist / "*")))
+    core_wheel = next(w for w in wheels if os.path.basename(w).startswith("trackhook-"))
+    imports = {"trackhook-": "trackhook", "trackhook_mlflow-": "trackhook_mlflow",
+               "trackhook_wandb-": "trackhook_wandb"}
+    for wheel in wheels:
+        module = next(m for prefix, m in imports.items() if os.path.basename(wheel).startswith(prefix))
+        venv = ROOT / ".nox" / f"wheel-{module}"
+        session.run("uv", "venv", "--quiet", "--clear", str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        session.run("uv", "pip", "install", "--quiet", "--python", python, wheel, core_wheel,
+                    external=True)
+        session.run(python, "-c", f"import {module}; print({module}.__name__, 'imports')",
+                    external=True)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Track a simulated training run and print its run log as a table."""
+    session.install(CORE)
+    session.chdir(ROOT / "examples")
+    session.run("python", "quickstart.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of the core, and of each adapter against its tracker's own client."""
+    session.install(CORE, "./packages/tracker-mlflow[test]", "./packages/tracker-wandb")
+    for script in ("bench/bench_core.py", "bench/bench_mlflow.py", "bench/bench_wandb.py"):
+        if (ROOT / script).exists():
+            session.run("python", script)

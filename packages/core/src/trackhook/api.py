@@ -1,0 +1,205 @@
+"""The user's API: ``start_run``, ``track_this``, ``track_env``, ``get_experiment_tracker_context``.
+
+The active run is process-wide (not per thread), so that threads started inside a ``start_run``
+block track into it. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
+id and tag from ``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the interpreter exits.
+
+``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG`` and ``TRACKHOOK_RUN_OWNER`` for the
+duration of the block, so that child processes (a multiprocessing pool, a shell task running
+Python) join the same run: they spool and deliver their own values, and leave closing the run in its
+trackers, and writing its run log, to the process that owns it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from trackhook.envvars import tracked_variables
+from trackhook.records import Status
+from trackhook.run import Run
+from trackhook.runid import generate_run_id
+
+__all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_this"]
+
+RUN_ID_ENV = "TRACKHOOK_RUN_ID"
+TAG_ENV = "TRACKHOOK_TAG"
+OWNER_ENV = "TRACKHOOK_RUN_OWNER"
+
+_lock = threading.RLock()
+_active: list[Run] = []
+_implicit: Run | None = None
+_inherited_config: Any = None
+_uncaught_exception = False
+
+
+def _owner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -> Iterator[Run]:
+    """Open a run in every configured tracker; close it, and write its run log, on exit.
+
+    :param run_id: names the run; a readable unique id is generated when none is given. The same
+        run_id continues the same run in the trackers.
+    :param tag: names the experiment (MLflow) or project (W&B); empty: the tracker's default.
+    :param config: a path, a dict or a ``TrackhookConfig``; default: ``TRACKHOOK_CONFIG``, then
+        ``trackhook.yaml``, then ``[tool.trackhook]`` in ``pyproject.toml``.
+    :raises trackhook.ConfigError: the configuration is invalid or names an unknown tracker.
+
+    The run closes with status ``SUCCESS``, or ``FAIL`` when the block raised (the exception still
+    propagates). ``TRACKHOOK_TRACK_*`` environment variables are tracked at close.
+    """
+    from trackhook.config import load_config
+
+    loaded = load_config(config)
+    run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
+    exported = {RUN_ID_ENV: run.run_id, TAG_ENV: run.tag, OWNER_ENV: _owner_token()}
+    previous = {name: os.environ.get(name) for name in exported}
+    os.environ.update(exported)
+    with _lock:
+        _active.append(run)
+    status: Status = "SUCCESS"
+    try:
+        yield run
+    except BaseException:
+        status = "FAIL"
+        raise
+    finally:
+        with _lock:
+            if run in _active:
+                _active.remove(run)
+        _restore_environment(previous)
+        _finish(run, status, propagate_tracker_errors=status == "SUCCESS")
+
+
+def _finish(run: Run, status: Status, *, propagate_tracker_errors: bool) -> None:
+    try:
+        if run.owner:
+            _track_environment(run, os.environ)
+        run.close(status)
+    except Exception:
+        if propagate_tracker_errors:
+            raise
+
+
+def _restore_environment(previous: Mapping[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def track_this(step: int = 0, **values: Any) -> None:
+    """Track ``values`` at ``step`` in the active run (opened from the environment if none is).
+
+    A value may be an int, float, str, bool, None, a list, a nested dict or a pydantic model.
+    Numbers become metrics; anything else becomes a parameter. Returns at once: the trackers
+    receive the values in the background.
+
+    :raises trackhook.InvalidValueError: a value cannot be tracked or the step is not a
+        non-negative int; nothing of this call is recorded, and earlier values are kept.
+    """
+    _current_run().track(step, values)
+
+
+def track_env(environ: Mapping[str, str] | None = None) -> None:
+    """Track the ``TRACKHOOK_TRACK_*`` variables of ``environ`` (default ``os.environ``) now."""
+    _track_environment(_current_run(), os.environ if environ is None else environ)
+
+
+def _track_environment(run: Run, environ: Mapping[str, str]) -> None:
+    for step, values in tracked_variables(environ).items():
+        run.track(step, values)
+
+
+def get_experiment_tracker_context(name: str | None = None) -> AbstractContextManager[Any]:
+    """The native client of the configured tracker (of tracker ``name`` when several are).
+
+    Inside the context, the tracker library's own calls land in the active run (for MLflow, the
+    context yields its ``ActiveRun``). Without a run or a real tracker: ``contextlib.nullcontext()``.
+    """
+    with _lock:
+        run = _active[-1] if _active else _implicit
+    if run is None:
+        return nullcontext()
+    context: AbstractContextManager[Any] = run.client_context_of(name)
+    return context
+
+
+def active_run() -> Run | None:
+    """The run that ``track_this`` would track into now, if one is open."""
+    with _lock:
+        return _active[-1] if _active else _implicit
+
+
+def _current_run() -> Run:
+    with _lock:
+        if _active:
+            return _active[-1]
+        return _implicit_run()
+
+
+def _implicit_run() -> Run:
+    global _implicit
+    if _implicit is None:
+        from trackhook.config import load_config
+
+        loaded = _inherited_config if _inherited_config is not None else load_config()
+        owner_token = os.environ.get(OWNER_ENV)
+        joined = bool(owner_token) and owner_token != _owner_token()
+        run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
+        _implicit = Run(run_id, os.environ.get(TAG_ENV, ""), loaded, owner=not joined)
+        atexit.register(_close_implicit_run)
+        _watch_for_uncaught_exceptions()
+    return _implicit
+
+
+def _close_implicit_run() -> None:
+    global _implicit
+    run, _implicit = _implicit, None
+    if run is not None:
+        _finish(run, "FAIL" if _uncaught_exception else "SUCCESS", propagate_tracker_errors=False)
+
+
+def _watch_for_uncaught_exceptions() -> None:
+    previous_hook = sys.excepthook
+
+    def note_and_report(kind: Any, value: Any, traceback: Any) -> None:
+        global _uncaught_exception
+        _uncaught_exception = True
+        previous_hook(kind, value, traceback)
+
+    sys.excepthook = note_and_report
+
+
+def _flush_before_fork() -> None:
+    with _lock:
+        runs = [*_active, *([_implicit] if _implicit is not None else [])]
+    for run in runs:
+        run.flush()
+
+
+def _forget_parent_runs_in_child() -> None:
+    """A forked child must not write into its parent's spool nor close its parent's run."""
+    global _implicit, _inherited_config, _lock
+    runs = [*_active, *([_implicit] if _implicit is not None else [])]
+    if runs:
+        _inherited_config = runs[-1]._loaded  # noqa: SLF001 - the child joins with the same trackers
+    for run in runs:
+        run.abandon_after_fork()
+    _active.clear()
+    _implicit = None
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_flush_before_fork, after_in_child=_forget_parent_runs_in_child)

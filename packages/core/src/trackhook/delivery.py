@@ -1,0 +1,344 @@
+"""Delivery: one thread per tracker moves a run's spooled values into that tracker.
+
+The caller's thread only appends to the spool (see ``store.SpoolWriter``); everything that can be
+slow or fail happens here, per tracker, so that a slow or dead tracker never holds back the caller
+or another tracker. Each pass of a worker:
+
+1. opens the run in its tracker (once per process, serialised across processes by a file lock);
+2. flushes this process's spool and reads the lines its tracker has not received yet;
+3. turns them into records that fit the tracker's declared ``TrackerLimits`` (param keys, renamed
+   keys, truncated params, batch sizes) and hands them over with ``trackhook_log_batch`` (or the
+   per-value hooks);
+4. records, after each accepted batch, how far the tracker has received each spool file, so that a
+   retry or a later ``trackhook sync`` never sends a value twice.
+
+A failing hook is retried with exponential backoff while the run goes on; the values wait in the
+spool, not in memory. When the run finishes, the worker delivers what is left within a bounded time,
+then closes the run in its tracker, or reports what it could not deliver.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trackhook.limits import TighterLimitsRequired, TrackerLimits
+from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
+from trackhook.redaction import redact_text
+from trackhook.store import RunStore, SpoolEntry, SpoolWriter, iter_spool, read_spool
+from trackhook.values import flatten, is_metric
+
+if TYPE_CHECKING:
+    from trackhook.config import DeliverySettings
+    from trackhook.trackers import LoadedTracker
+
+__all__ = ["DeliveryReport", "TrackerWorker", "TrackhookWarning", "count_values"]
+
+_DEFAULT_BATCH = 1000
+_READ_BYTES = 256 * 1024
+
+
+class TrackhookWarning(UserWarning):
+    """A tracker failed or could not store something; the message says what and what to do."""
+
+
+@dataclass
+class DeliveryReport:
+    """What happened to one tracker's values: recorded in the run log at close."""
+
+    delivered: int = 0
+    retried: int = 0
+    renamed: int = 0
+    truncated: int = 0
+    undelivered: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "delivered": self.delivered,
+            "retried": self.retried,
+            "renamed": self.renamed,
+            "truncated": self.truncated,
+            "undelivered": self.undelivered,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class _Prepared:
+    """Records made from spool lines, and how far into them the tracker has accepted."""
+
+    path: Path
+    entries: list[SpoolEntry]
+    records: list[MetricRecord | ParamRecord] = field(default_factory=list)
+    flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
+    line_ends: list[tuple[int, int]] = field(default_factory=list)  # (records so far, offset)
+    sent: int = 0
+
+
+def count_values(entries: Iterable[SpoolEntry]) -> int:
+    """How many values a tracker receives for ``entries``: nested dicts count by their leaves."""
+    return sum(
+        1 for entry in entries for key, value in entry.values.items() for _ in flatten(key, value)
+    )
+
+
+class TrackerWorker(threading.Thread):
+    """Delivers one run to one tracker, in the background."""
+
+    def __init__(
+        self,
+        tracker: LoadedTracker,
+        run: RunInfo,
+        store: RunStore,
+        settings: DeliverySettings,
+        *,
+        own_spool: SpoolWriter | None,
+        on_fatal: Callable[[str, BaseException], None] | None = None,
+        open_eagerly: bool = True,
+    ) -> None:
+        super().__init__(name=f"trackhook-{tracker.name}", daemon=True)
+        self.tracker = tracker
+        self.run_info = run
+        self.store = store
+        self.settings = settings
+        self.report = DeliveryReport()
+        self.facts: dict[str, str] = {}
+        self.opened = threading.Event()
+        self.fatal: BaseException | None = None
+        self.busy_spools: list[Path] = []
+        self._own = own_spool
+        self._open_eagerly = open_eagerly
+        self._on_fatal = on_fatal
+        self._positions = store.positions(run.run_id, tracker.name)
+        self._limits: TrackerLimits = tracker.limits
+        self._offsets: dict[Path, int] = {}
+        self._prepared: _Prepared | None = None
+        self._renamed_keys: set[str] = set()
+        self._warned = False
+        self._wake = threading.Event()
+        self._finish = threading.Event()
+        self._finish_status: Status | None = None
+        self._deliver_others = False
+        self._deadline = float("inf")
+        self._done = False
+
+    # -- control, from other threads -------------------------------------------------------------
+
+    def finish(self, status: Status | None, timeout: float, *, deliver_others: bool) -> None:
+        """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any)."""
+        self._finish_status = status
+        self._deliver_others = deliver_others
+        self._deadline = time.monotonic() + timeout
+        self._finish.set()
+        self._wake.set()
+
+    # -- the thread --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self._own is not None:
+            with self._positions.claim(self._own.path):
+                self._loop()
+        else:
+            self._loop()
+        self.report.undelivered = self._undelivered()
+        if self.report.undelivered and self.fatal is None:
+            self._warn(
+                f"tracker {self.tracker.name!r} could not deliver {self.report.undelivered} "
+                f"values of run {self.run_info.run_id!r}"
+                + (f" (last error: {self.report.last_error})" if self.report.last_error else "")
+                + f"; they are kept in {self.store.spool_dir(self.run_info.run_id)}; deliver them "
+                f"with: trackhook sync {self.run_info.run_id}"
+            )
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while True:
+            finishing = self._finish.is_set()
+            try:
+                self._pass(finishing)
+                backoff = 0.0
+            except Exception as error:  # a tracker's failure of any kind is retried, not propagated
+                self.report.last_error = redact_text(f"{type(error).__name__}: {error}")
+                if self.tracker.settings.on_error == "raise":
+                    self.fatal = error
+                    if self._on_fatal is not None:
+                        self._on_fatal(self.tracker.name, error)
+                    return
+                self.report.retried += 1
+                if not self._warned:
+                    self._warned = True
+                    self._warn(
+                        f"tracker {self.tracker.name!r} failed ({self.report.last_error}); "
+                        "the run goes on, its values are kept and retried in the background"
+                    )
+                backoff = min(max(backoff * 2, 0.25), self.settings.max_backoff)
+            if self._done:
+                return
+            remaining = self._deadline - time.monotonic()
+            if finishing and remaining <= 0:
+                return
+            wait = backoff or self.settings.interval
+            if finishing:
+                wait = min(backoff, remaining)
+            if wait > 0:
+                self._wake.wait(wait)
+                self._wake.clear()
+
+    def _ensure_open(self) -> None:
+        if not self.opened.is_set():
+            with self._positions.opening():
+                self.facts = self.tracker.hooks.open_run(self.run_info)
+            self.opened.set()
+
+    def _pass(self, finishing: bool) -> None:
+        if self._open_eagerly:
+            self._ensure_open()
+        if self._prepared is not None:
+            self._send(self._prepared)
+        if self._own is not None:
+            self._own.flush()
+            self._drain(self._own.path)
+        if not finishing:
+            return
+        self.busy_spools = []
+        if self._deliver_others:
+            for path in self.store.spool_files(self.run_info.run_id):
+                if self._own is not None and path == self._own.path:
+                    continue
+                with self._positions.claim(path) as claimed:
+                    if claimed:
+                        self._drain(path)
+                    else:
+                        self.busy_spools.append(path)
+        status = self._finish_status
+        if status is not None and not self.busy_spools and self._positions.closed_status() is None:
+            self._ensure_open()
+            self.tracker.hooks.close_run(self.run_info, status)
+            self._positions.mark_closed(status)
+        self._done = True
+
+    def _drain(self, path: Path) -> None:
+        while True:
+            offset = self._offset(path)
+            entries = read_spool(path, offset, _READ_BYTES)
+            if not entries:
+                return
+            self._prepared = self._prepare(path, entries)
+            self._send(self._prepared)
+
+    def _offset(self, path: Path) -> int:
+        if path not in self._offsets:
+            self._offsets[path] = self._positions.offset(path)
+        return self._offsets[path]
+
+    # -- making values fit the tracker ----------------------------------------------------------
+
+    def _prepare(self, path: Path, entries: list[SpoolEntry], sent: int = 0) -> _Prepared:
+        prepared = _Prepared(path, entries, sent=sent)
+        limits = self._limits
+        for entry in entries:
+            for top_key, top_value in entry.values.items():
+                for key, value in flatten(top_key, top_value):
+                    prepared.records.append(self._record(limits, entry, key, value, prepared))
+            prepared.line_ends.append((len(prepared.records), entry.end_offset))
+        return prepared
+
+    def _record(
+        self, limits: TrackerLimits, entry: SpoolEntry, key: str, value: object, into: _Prepared
+    ) -> MetricRecord | ParamRecord:
+        if is_metric(value):
+            stored = limits.storable_key(key)
+            into.flags.append((stored != key, False))
+            self._tell_renamed(key, stored)
+            return MetricRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
+        param_key = limits.param_key.format(key=key, step=entry.step)
+        stored = limits.storable_key(param_key)
+        self._tell_renamed(param_key, stored)
+        text = param_text(value)  # type: ignore[arg-type]
+        short = limits.fit_param_text(text)
+        into.flags.append((stored != param_key, short is not None))
+        if short is None:
+            return ParamRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
+        return ParamRecord(stored, short, entry.step, entry.timestamp, full_value=text)
+
+    def _tell_renamed(self, key: str, stored: str) -> None:
+        if stored != key and key not in self._renamed_keys:
+            self._renamed_keys.add(key)
+            self._warn(
+                f"tracker {self.tracker.name!r} cannot store the key {key!r}; it is stored as "
+                f"{stored!r} (the run log keeps the original)"
+            )
+
+    # -- handing records over -------------------------------------------------------------------
+
+    def _send(self, prepared: _Prepared) -> None:
+        while prepared.sent < len(prepared.records):
+            end = self._batch_end(prepared.records, prepared.sent)
+            batch = prepared.records[prepared.sent : end]
+            metrics = [record for record in batch if isinstance(record, MetricRecord)]
+            params = [record for record in batch if isinstance(record, ParamRecord)]
+            self._ensure_open()
+            try:
+                self.tracker.hooks.log_batch(self.run_info, metrics, params)
+            except TighterLimitsRequired as demand:
+                tighter = self._limits.tightened(**demand.changes)
+                if tighter == self._limits:
+                    raise
+                self._limits = tighter
+                self.report.retried += 1
+                rebuilt = self._prepare(prepared.path, prepared.entries, prepared.sent)
+                prepared.records, prepared.flags = rebuilt.records, rebuilt.flags
+                continue
+            for renamed, truncated in prepared.flags[prepared.sent : end]:
+                self.report.renamed += renamed
+                self.report.truncated += truncated
+            self.report.delivered += end - prepared.sent
+            prepared.sent = end
+            self._save_progress(prepared)
+        self._prepared = None
+
+    def _batch_end(self, records: list[MetricRecord | ParamRecord], start: int) -> int:
+        limits = self._limits
+        most = limits.max_values_per_batch or _DEFAULT_BATCH
+        most_metrics = limits.max_metrics_per_batch or most
+        most_params = limits.max_params_per_batch or most
+        metrics = params = 0
+        end = start
+        while end < len(records) and end - start < most:
+            if isinstance(records[end], MetricRecord):
+                if metrics == most_metrics:
+                    break
+                metrics += 1
+            else:
+                if params == most_params:
+                    break
+                params += 1
+            end += 1
+        return end
+
+    def _save_progress(self, prepared: _Prepared) -> None:
+        safe = None
+        for records_so_far, offset in prepared.line_ends:
+            if records_so_far > prepared.sent:
+                break
+            safe = offset
+        if safe is not None and safe > self._offsets.get(prepared.path, 0):
+            self._positions.save(prepared.path, safe)
+            self._offsets[prepared.path] = safe
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def _undelivered(self) -> int:
+        paths = [self._own.path] if self._own is not None else []
+        if self._deliver_others or self._own is None:
+            paths = self.store.spool_files(self.run_info.run_id)
+        return sum(count_values(iter_spool(path, self._offset(path))) for path in paths)
+
+    def _warn(self, message: str) -> None:
+        warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=2)

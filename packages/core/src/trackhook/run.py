@@ -1,0 +1,216 @@
+"""A run: the values tracked in it, its run log, and the delivery threads that feed its trackers.
+
+The data path, in order: ``Run.track`` checks and normalises the values (``values``), records them
+in the run's ``MetricsRecord`` (the run log's content), appends one line to this process's spool
+(``store.SpoolWriter``) and returns. Each tracker's ``TrackerWorker`` (``delivery``) reads the spool
+in the background, makes the values fit the tracker and calls its hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trackhook.delivery import TrackerWorker
+from trackhook.errors import TrackerDeliveryError, TrackhookError
+from trackhook.records import RunInfo, Status
+from trackhook.ranks import current_rank
+from trackhook.runlog import MetricsRecord, record_from_spools, write_run_log
+from trackhook.store import RunStore, SpoolWriter
+from trackhook.values import check_step, normalise_values
+
+if TYPE_CHECKING:
+    from trackhook.config import LoadedConfig
+
+__all__ = ["Run"]
+
+
+class Run:
+    """An open or finished run.
+
+    ``user_defined_metrics`` is the run log's record of every value, in runnable's shape.
+    """
+
+    def __init__(self, run_id: str, tag: str, loaded: LoadedConfig, *, owner: bool) -> None:
+        self.run_id = run_id
+        self.tag = tag
+        self.status = "RUNNING"
+        self.owner = owner
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self.rank = current_rank()
+        self._loaded = loaded
+        self._store = RunStore(loaded.config.run_log_store)
+        self._record = MetricsRecord()
+        self._fatal: TrackerDeliveryError | None = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.info = RunInfo(run_id=run_id, tag=tag, started_at=self.started_at)
+        from trackhook.trackers import build_trackers  # imports pydantic: only once a run opens
+
+        sends = self.rank in (None, 0) or loaded.config.ranks == "all"
+        trackers = build_trackers(loaded) if sends else []
+        self._spool = SpoolWriter(self._store.new_spool_path(run_id)) if trackers else None
+        self._workers = [
+            TrackerWorker(
+                tracker,
+                self.info,
+                self._store,
+                loaded.config.delivery,
+                own_spool=self._spool,
+                on_fatal=self._on_fatal,
+            )
+            for tracker in trackers
+        ]
+        if owner:
+            self._write_run_log()
+        for worker in self._workers:
+            worker.start()
+
+    # -- the public face ---------------------------------------------------------------------------
+
+    @property
+    def user_defined_metrics(self) -> dict[str, Any]:
+        """Every tracked value: ``key -> value`` at step 0 only, else ``key -> {"<step>": value}``."""
+        return self._record.as_user_defined_metrics()
+
+    @property
+    def run_log_path(self) -> Path:
+        """Where the run log of this run (of this rank) is written."""
+        return self._store.run_log_path(self.run_id, self.rank)
+
+    @property
+    def trackers(self) -> list[str]:
+        """Names of the trackers this process sends the run's values to."""
+        return [worker.tracker.name for worker in self._workers]
+
+    def __repr__(self) -> str:
+        return f"Run(run_id={self.run_id!r}, tag={self.tag!r}, status={self.status!r})"
+
+    # -- tracking ------------------------------------------------------------------------------
+
+    def track(self, step: object, values: Mapping[str, object]) -> None:
+        """Record ``values`` at ``step`` and hand them to the delivery threads, without waiting."""
+        if self._fatal is not None:
+            raise self._fatal
+        if self._closed:
+            raise TrackhookError(
+                f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
+            )
+        checked_step = check_step(step)
+        clean = normalise_values(values)
+        if not clean:
+            return
+        timestamp = time.time()
+        self._record.update(checked_step, clean)
+        if self._spool is not None:
+            self._spool.append(timestamp, checked_step, clean)
+
+    def client_context_of(self, name: str | None) -> Any:
+        """The native client context of tracker ``name`` (or of the only real tracker)."""
+        from contextlib import nullcontext
+
+        workers = [w for w in self._workers if w.tracker.settings.type != "do-nothing"]
+        if name is not None:
+            workers = [w for w in self._workers if w.tracker.name == name]
+            if not workers:
+                raise TrackhookError(
+                    f"no tracker named {name!r} in run {self.run_id!r}; "
+                    f"its trackers are: {', '.join(self.trackers) or 'none'}"
+                )
+        if not workers:
+            return nullcontext()
+        if len(workers) > 1:
+            raise TrackhookError(
+                "several trackers are configured "
+                f"({', '.join(w.tracker.name for w in workers)}): name the one you want, e.g. "
+                f"get_experiment_tracker_context({workers[0].tracker.name!r})"
+            )
+        worker = workers[0]
+        if not worker.opened.wait(self._loaded.config.delivery.flush_timeout):
+            raise TrackhookError(
+                f"tracker {worker.tracker.name!r} has not opened run {self.run_id!r} yet"
+                + (f" (last error: {worker.report.last_error})" if worker.report.last_error else "")
+            )
+        return worker.tracker.hooks.client_context(self.info)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self, status: Status) -> None:
+        """Deliver, close the run in its trackers, and write the run log; idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        timeout = self._loaded.config.delivery.flush_timeout
+        for worker in self._workers:
+            worker.finish(status if self.owner else None, timeout, deliver_others=self.owner)
+        for worker in self._workers:
+            worker.join(timeout + 5)
+        if self._spool is not None:
+            self._spool.close()
+        self.status = status
+        self.ended_at = time.time()
+        if self.owner:
+            self._merge_other_processes()
+            self._write_run_log()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: drop the parent's file buffer and threads without touching them."""
+        self._closed = True
+        if self._spool is not None:
+            self._spool.abandon()
+
+    def flush(self) -> None:
+        if self._spool is not None:
+            self._spool.flush()
+
+    def _on_fatal(self, tracker_name: str, error: BaseException) -> None:
+        self._fatal = TrackerDeliveryError(tracker_name, error)
+        self._fatal.__cause__ = error
+
+    def _merge_other_processes(self) -> None:
+        """Fold in what other processes tracked into this run_id, in the order it was tracked."""
+        spools = self._store.spool_files(self.run_id)
+        own = self._spool.path if self._spool is not None else None
+        if any(path != own for path in spools):
+            self._record = record_from_spools(spools)
+
+    def _write_run_log(self) -> None:
+        write_run_log(self.run_log_path, self.run_log_document())
+
+    def run_log_document(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "tag": self.tag,
+            "status": self.status,
+            "start_time": _iso(self.started_at),
+            "end_time": _iso(self.ended_at) if self.ended_at else None,
+            "owner": {"host": socket.gethostname(), "pid": os.getpid()},
+            "rank": self.rank,
+            "config_source": self._loaded.source,
+            "experiment_trackers": [
+                {
+                    "name": worker.tracker.name,
+                    "type": worker.tracker.settings.type,
+                    "on_error": worker.tracker.settings.on_error,
+                    "config": worker.tracker.recorded_config,
+                    "run": worker.facts,
+                    "delivery": worker.report.as_dict(),
+                }
+                for worker in self._workers
+            ],
+            "user_defined_metrics": self.user_defined_metrics,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()

@@ -1,0 +1,142 @@
+"""``trackhook sync``: deliver what trackers have not received yet, and close abandoned runs.
+
+Every value is in a run's spool before any tracker sees it, and each tracker's position in each
+spool file is recorded after every accepted batch; syncing therefore sends each value at most once,
+however often it runs. A run whose owning process died without closing it (SIGKILL, OOM, power
+loss: its run log still says ``RUNNING`` and its process is gone) is closed in its trackers as
+``FAIL`` and its run log is rebuilt from the spool.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
+from trackhook.delivery import TrackerWorker
+from trackhook.records import RunInfo, Status
+from trackhook.runlog import read_run_log, record_from_spools, write_run_log
+from trackhook.store import RunStore
+from trackhook.trackers import build_trackers
+
+__all__ = ["SyncResult", "sync_run", "sync_runs"]
+
+
+@dataclass
+class SyncResult:
+    """What one ``sync`` did for one run."""
+
+    run_id: str
+    status: str
+    delivered: dict[str, int] = field(default_factory=dict)
+    undelivered: dict[str, int] = field(default_factory=dict)
+    closed_as: Status | None = None
+    abandoned: bool = False
+
+
+def sync_runs(
+    run_ids: list[str] | None = None,
+    config: ConfigSource = None,
+    *,
+    timeout: float | None = None,
+) -> list[SyncResult]:
+    """Sync the given runs, or every run in the run log store."""
+    loaded = load_config(config)
+    store = RunStore(loaded.config.run_log_store)
+    return [sync_run(run_id, loaded, store, timeout=timeout) for run_id in run_ids or store.run_ids()]
+
+
+def sync_run(
+    run_id: str, loaded: LoadedConfig, store: RunStore, *, timeout: float | None = None
+) -> SyncResult:
+    """Deliver one run's undelivered values to the configured trackers."""
+    log_path = store.run_log_path(run_id)
+    document: dict[str, Any] = read_run_log(log_path) if log_path.is_file() else {}
+    status = str(document.get("status", "RUNNING"))
+    abandoned = status == "RUNNING" and _owner_is_gone(document.get("owner"))
+    final: Status | None = "FAIL" if abandoned else status if status in ("SUCCESS", "FAIL") else None  # type: ignore[assignment]
+    settings = _tracker_settings(loaded, document)
+    run = RunInfo(run_id=run_id, tag=str(document.get("tag", "")), started_at=_start(document))
+    workers = [
+        TrackerWorker(
+            tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
+        )
+        for tracker in build_trackers(loaded, settings)
+    ]
+    wait = loaded.config.delivery.flush_timeout if timeout is None else timeout
+    for worker in workers:
+        worker.finish(final, wait, deliver_others=True)
+        worker.start()
+    for worker in workers:
+        worker.join()
+    result = SyncResult(run_id, "FAIL" if abandoned else status, abandoned=abandoned)
+    for worker in workers:
+        result.delivered[worker.tracker.name] = worker.report.delivered
+        result.undelivered[worker.tracker.name] = worker.report.undelivered
+        if final is not None and worker.report.undelivered == 0 and not worker.busy_spools:
+            result.closed_as = final
+    if document:
+        _update_run_log(log_path, document, workers, store, abandoned)
+    return result
+
+
+def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[TrackerSettings]:
+    """The configured trackers; without any configuration, the ones the run log recorded."""
+    recorded = document.get("experiment_trackers") or []
+    if loaded.source.startswith("the default") and recorded:
+        return [
+            TrackerSettings(
+                type=item["type"],
+                name=item.get("name"),
+                config=item.get("config") or {},
+                on_error="warn",
+            )
+            for item in recorded
+        ]
+    return [item.model_copy(update={"on_error": "warn"}) for item in loaded.config.trackers]
+
+
+def _owner_is_gone(owner: Any) -> bool:
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False
+
+
+def _start(document: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(str(document["start_time"])).timestamp()
+    except (KeyError, ValueError):
+        return 0.0
+
+
+def _update_run_log(
+    path: Path,
+    document: dict[str, Any],
+    workers: list[TrackerWorker],
+    store: RunStore,
+    abandoned: bool,
+) -> None:
+    reports = {worker.tracker.name: worker.report for worker in workers}
+    for item in document.get("experiment_trackers") or []:
+        report = reports.get(item.get("name"))
+        if report is not None:
+            delivery = item.setdefault("delivery", {})
+            delivery["delivered"] = delivery.get("delivered", 0) + report.delivered
+            delivery["undelivered"] = report.undelivered
+    if abandoned:
+        document["status"] = "FAIL"
+        document["end_time"] = datetime.now().astimezone().isoformat()
+        document["closed_by"] = "trackhook sync (the owning process had died)"
+        spools = store.spool_files(str(document["run_id"]))
+        document["user_defined_metrics"] = record_from_spools(spools).as_user_defined_metrics()
+    write_run_log(path, document)

@@ -9,7 +9,7 @@ the same rules to every tracker, built-in or third-party, so that no adapter re-
   SHA-1 of the original key>``. The suffix depends on the original key, so two different keys never
   become the same key, and a key that is already storable is never changed.
 - **truncation**: a parameter whose text is longer than ``max_param_length`` keeps its first
-  characters followed by ``TRUNCATION_MARK``; the whole text travels in ``ParamRecord.full_value``
+  characters followed by ``TRUNCATION_MARK`` (``...`` under very small limits); the whole text travels in ``ParamRecord.full_value``
   so the tracker can store it elsewhere.
 - **batches**: ``max_metrics_per_batch``, ``max_params_per_batch`` and ``max_values_per_batch``
   bound each ``trackhook_log_batch`` call.
@@ -25,6 +25,7 @@ from functools import cached_property
 __all__ = ["TRUNCATION_MARK", "TrackerLimits", "TighterLimitsRequired"]
 
 TRUNCATION_MARK = "...[truncated by trackhook]"
+_SHORT_MARK = "..."  # for limits too small to hold TRUNCATION_MARK
 _HASH_SUFFIX_LENGTH = 9  # "_" and 8 hex digits
 
 
@@ -65,8 +66,8 @@ class TrackerLimits:
         limit = self.max_param_length
         if limit is None or len(text) <= limit:
             return None
-        keep = max(limit - len(TRUNCATION_MARK), 0)
-        return text[:keep] + TRUNCATION_MARK
+        mark = TRUNCATION_MARK if limit >= 2 * len(TRUNCATION_MARK) else _SHORT_MARK[:limit]
+        return text[: limit - len(mark)] + mark
 
     def tightened(self, **changes: int) -> TrackerLimits:
         """A copy with the given limits lowered (never raised)."""

@@ -1,0 +1,181 @@
+"""The plugin contract: hooks, fan-out, isolation, validation, client context."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+import trackhook
+from trackhook.registry import registered
+from trackhook.testing import PerValueRecordingTracker, RecordingTracker, recording
+
+from .conftest import recording_config
+
+
+class Exploding:
+    """A tracker whose every hook raises."""
+
+    @trackhook.hookimpl
+    def trackhook_open_run(self, run: trackhook.RunInfo) -> None:
+        raise ConnectionError("tracker server unreachable")
+
+    @trackhook.hookimpl
+    def trackhook_log_batch(self, run: trackhook.RunInfo, metrics: Any, params: Any) -> None:
+        raise ConnectionError("tracker server unreachable")
+
+
+def test_hooks_are_called_in_order_open_batch_close() -> None:
+    with recording() as recorder, trackhook.start_run("r", "exp", config=recording_config()):
+        trackhook.track_this(step=3, loss=0.5, optimiser="adam")
+    assert recorder.names() == ["trackhook_open_run", "trackhook_log_batch", "trackhook_close_run"]
+    opened = recorder.calls[0].kwargs["run"]
+    assert (opened.run_id, opened.tag) == ("r", "exp")
+    assert recorder.statuses() == ["SUCCESS"]
+
+
+def test_numbers_become_metrics_and_everything_else_params_with_dotted_keys() -> None:
+    with recording() as recorder, trackhook.start_run(config=recording_config()):
+        trackhook.track_this(
+            step=2, loss=0.5, epochs=3, flag=True, name="x", none=None, ids=[1, 2],
+            eggs={"ham": {"spam": 1.5, "text": "t"}},
+        )
+    assert {(m.key, m.value, m.step) for m in recorder.metric_records()} == {
+        ("loss", 0.5, 2), ("epochs", 3, 2), ("eggs.ham.spam", 1.5, 2)
+    }
+    assert recorder.params() == {
+        "flag": True, "name": "x", "none": None, "ids": [1, 2], "eggs.ham.text": "t"
+    }
+    assert {p.step for p in recorder.param_records()} == {2}
+
+
+def test_metric_records_carry_the_time_they_were_tracked() -> None:
+    import time
+
+    before = time.time()
+    with recording() as recorder, trackhook.start_run(config=recording_config()):
+        trackhook.track_this(loss=1.0)
+    (record,) = recorder.metric_records()
+    assert before <= record.timestamp <= time.time()
+
+
+def test_a_tracker_without_the_batch_hook_gets_one_call_per_value() -> None:
+    tracker = PerValueRecordingTracker()
+    with recording(tracker), trackhook.start_run(config=recording_config()):
+        trackhook.track_this(step=1, loss=0.5, name="x")
+    assert tracker.names() == [
+        "trackhook_open_run", "trackhook_log_metric", "trackhook_log_param", "trackhook_close_run"
+    ]
+    assert tracker.metrics("loss") == {1: 0.5}
+    assert tracker.params() == {"name": "x"}
+
+
+def test_fan_out_sends_every_value_to_every_tracker() -> None:
+    first, second = RecordingTracker(), RecordingTracker()
+    with recording(first, "first"), recording(second, "second"):
+        with trackhook.start_run(config=recording_config("first", "second")) as run:
+            for step in range(100):
+                trackhook.track_this(step=step, loss=1 / (step + 1))
+    assert run.trackers == ["first", "second"]
+    assert first.metrics("loss") == second.metrics("loss")
+    assert len(first.metrics("loss")) == 100
+
+
+def test_a_raising_tracker_stops_neither_the_others_nor_the_run_log() -> None:
+    with (
+        recording() as recorder,
+        registered("exploding", Exploding),
+        pytest.warns(trackhook.TrackhookWarning) as caught,
+        trackhook.start_run(
+            config=recording_config("exploding", "recording", flush_timeout=0.2)
+        ) as run,
+    ):
+        trackhook.track_this(loss=0.5)
+    assert recorder.metrics("loss") == {0: 0.5}
+    assert run.user_defined_metrics == {"loss": 0.5}
+    failures = [str(w.message) for w in caught if "failed" in str(w.message)]
+    assert len(failures) == 1, "warns once, not once per retry"
+    assert "'exploding'" in failures[0]
+    assert "tracker server unreachable" in failures[0]
+    undelivered = [str(w.message) for w in caught if "could not deliver" in str(w.message)]
+    assert "trackhook sync" in undelivered[0]
+
+
+def test_on_error_raise_propagates_the_trackers_failure() -> None:
+    config = {"experiment_tracker": {"type": "exploding", "on_error": "raise"},
+              "delivery": {"interval": 0.01}}
+    with registered("exploding", Exploding), pytest.raises(trackhook.TrackerDeliveryError) as caught:  # noqa: E501
+        with trackhook.start_run(config=config) as run:
+            trackhook.track_this(loss=0.5)
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "'exploding'" in str(caught.value)
+    assert run.run_log_path.is_file(), "the run log is still written"
+
+
+class Misspelled:
+    @trackhook.hookimpl
+    def trackhook_log_metrc(self, key: str) -> None:
+        pass
+
+
+def test_a_misspelled_hook_is_rejected_with_the_plugins_name() -> None:
+    with registered("typo", Misspelled), pytest.raises(trackhook.TrackerLoadError) as caught:
+        trackhook.start_run(config={"experiment_tracker": {"type": "typo"}}).__enter__()
+    assert "trackhook_log_metrc" in str(caught.value)
+    assert "'typo'" in str(caught.value)
+
+
+class WrongArguments:
+    @trackhook.hookimpl
+    def trackhook_log_metric(self, key: str, colour: str) -> None:
+        pass
+
+
+def test_a_hook_with_arguments_the_spec_lacks_is_rejected() -> None:
+    with registered("wrong", WrongArguments), pytest.raises(trackhook.TrackerLoadError, match="colour"):  # noqa: E501
+        trackhook.start_run(config={"experiment_tracker": {"type": "wrong"}}).__enter__()
+
+
+def test_client_context_yields_the_trackers_native_client() -> None:
+    with recording() as recorder, trackhook.start_run(config=recording_config()):
+        with trackhook.get_experiment_tracker_context() as client:
+            assert client is recorder
+
+
+def test_client_context_without_a_run_or_tracker_is_a_null_context() -> None:
+    with trackhook.get_experiment_tracker_context() as client:
+        assert client is None
+    with trackhook.start_run(), trackhook.get_experiment_tracker_context() as client:
+        assert client is None
+
+
+def test_client_context_with_several_trackers_needs_a_name() -> None:
+    first, second = RecordingTracker(), RecordingTracker()
+    with recording(first, "first"), recording(second, "second"):
+        with trackhook.start_run(config=recording_config("first", "second")):
+            with pytest.raises(trackhook.TrackhookError, match="name the one"):
+                trackhook.get_experiment_tracker_context()
+            with trackhook.get_experiment_tracker_context("second") as client:
+                assert client is second
+
+
+def test_the_do_nothing_tracker_is_registered_through_the_same_path() -> None:
+    with trackhook.start_run() as run:
+        trackhook.track_this(x=1)
+    assert run.trackers == ["do-nothing"]
+
+
+def test_warnings_do_not_mention_credentials() -> None:
+    class Leaky:
+        @trackhook.hookimpl
+        def trackhook_log_batch(self, metrics: Any) -> None:
+            raise ConnectionError("cannot reach https://bob:pa55word@mlflow.internal")
+
+    with warnings.catch_warnings(record=True) as caught, registered("leaky", Leaky):
+        warnings.simplefilter("always")
+        with trackhook.start_run(config=recording_config("leaky", flush_timeout=0.1)) as run:
+            trackhook.track_this(x=1)
+    assert caught
+    assert all("pa55word" not in str(w.message) for w in caught)
+    assert "pa55word" not in run.run_log_path.read_text()

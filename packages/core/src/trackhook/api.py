@@ -4,8 +4,8 @@ The active run is process-wide (not per thread), so that threads started inside 
 block track into it. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
 id and tag from ``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the interpreter exits.
 
-``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG`` and ``TRACKHOOK_RUN_OWNER`` for the
-duration of the block, so that child processes (a multiprocessing pool, a shell task running
+``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER`` (and
+``TRACKHOOK_CONFIG`` when the configuration came from a file) for the duration of the block, so that child processes (a multiprocessing pool, a shell task running
 Python) join the same run: they spool and deliver their own values, and leave closing the run in its
 trackers, and writing its run log, to the process that owns it.
 """
@@ -31,6 +31,7 @@ __all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_th
 RUN_ID_ENV = "TRACKHOOK_RUN_ID"
 TAG_ENV = "TRACKHOOK_TAG"
 OWNER_ENV = "TRACKHOOK_RUN_OWNER"
+CONFIG_ENV = "TRACKHOOK_CONFIG"
 
 _lock = threading.RLock()
 _active: list[Run] = []
@@ -62,6 +63,8 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
     loaded = load_config(config)
     run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
     exported = {RUN_ID_ENV: run.run_id, TAG_ENV: run.tag, OWNER_ENV: _owner_token()}
+    if loaded.path is not None:
+        exported[CONFIG_ENV] = str(loaded.path.resolve())
     previous = {name: os.environ.get(name) for name in exported}
     os.environ.update(exported)
     with _lock:

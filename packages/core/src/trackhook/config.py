@@ -131,6 +131,8 @@ class LoadedConfig:
 
     config: TrackhookConfig
     source: str
+    path: Path | None = None
+    """The file it was read from, if any: exported to child processes as TRACKHOOK_CONFIG."""
 
 
 def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedConfig:
@@ -150,7 +152,7 @@ def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedC
     if (folder / PYPROJECT).is_file():
         table = _read_pyproject(folder / PYPROJECT)
         if table is not None:
-            return _validate(table, f"{folder / PYPROJECT} [tool.trackhook]")
+            return _validate(table, f"{folder / PYPROJECT} [tool.trackhook]", folder / PYPROJECT)
     return LoadedConfig(TrackhookConfig(), "the default (no configuration found)")
 
 
@@ -161,7 +163,7 @@ def _from_file(path: Path, how: str) -> LoadedConfig:
         table = _read_pyproject(path)
         if table is None:
             raise ConfigError(f"{path}: has no [tool.trackhook] table")
-        return _validate(table, f"{path} [tool.trackhook]")
+        return _validate(table, f"{path} [tool.trackhook]", path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -170,7 +172,7 @@ def _from_file(path: Path, how: str) -> LoadedConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a mapping at the top, got {type(data).__name__}")
-    return _validate(data, str(path))
+    return _validate(data, str(path), path)
 
 
 def _read_pyproject(path: Path) -> dict[str, Any] | None:
@@ -182,9 +184,9 @@ def _read_pyproject(path: Path) -> dict[str, Any] | None:
     return table if isinstance(table, dict) else None
 
 
-def _validate(data: dict[str, Any], source: str) -> LoadedConfig:
+def _validate(data: dict[str, Any], source: str, path: Path | None = None) -> LoadedConfig:
     try:
-        return LoadedConfig(TrackhookConfig.model_validate(data), source)
+        return LoadedConfig(TrackhookConfig.model_validate(data), source, path)
     except ValidationError as error:
         raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
 

@@ -216,15 +216,20 @@ class TrackerWorker(threading.Thread):
                         self._drain(path)
                     else:
                         self.busy_spools.append(path)
+        self._done = True
+        if self._prepared is not None or self._out_of_time():
+            return  # what is left stays in the spool for `trackhook sync`, which also closes
         status = self._finish_status
         if status is not None and not self.busy_spools and self._positions.closed_status() is None:
             self._ensure_open()
             self.tracker.hooks.close_run(self.run_info, status)
             self._positions.mark_closed(status)
-        self._done = True
+
+    def _out_of_time(self) -> bool:
+        return self._finish.is_set() and time.monotonic() >= self._deadline
 
     def _drain(self, path: Path) -> None:
-        while True:
+        while not self._out_of_time():
             offset = self._offset(path)
             entries = read_spool(path, offset, _READ_BYTES)
             if not entries:
@@ -279,6 +284,8 @@ class TrackerWorker(threading.Thread):
 
     def _send(self, prepared: _Prepared) -> None:
         while prepared.sent < len(prepared.records):
+            if self._out_of_time():
+                return
             end = self._batch_end(prepared.records, prepared.sent)
             batch = prepared.records[prepared.sent : end]
             metrics = [record for record in batch if isinstance(record, MetricRecord)]

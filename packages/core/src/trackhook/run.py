@@ -56,7 +56,11 @@ class Run:
 
         sends = self.rank in (None, 0) or loaded.config.ranks == "all"
         trackers = build_trackers(loaded) if sends else []
-        self._spool = SpoolWriter(self._store.new_spool_path(run_id)) if trackers else None
+        self._spool = (
+            SpoolWriter(self._store.new_spool_path(run_id), write_through=not owner)
+            if trackers
+            else None
+        )
         self._workers = [
             TrackerWorker(
                 tracker,

@@ -94,12 +94,15 @@ class SpoolWriter:
 
     Lines go to a buffer and reach the operating system on ``flush``, which each delivery thread
     calls every pass (at least once a second): a process killed with SIGKILL loses only what it
-    tracked since the last pass.
+    tracked since the last pass. With ``write_through`` every line reaches the operating system at
+    once: processes that join another's run use it, because a ``multiprocessing`` pool ends its
+    workers without running their exit handlers.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, write_through: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._write_through = write_through
         self._file: IO[str] = open(path, "a", encoding="ascii", buffering=1 << 16)  # noqa: SIM115
         self._lock = threading.Lock()
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -108,6 +111,8 @@ class SpoolWriter:
         line = self._dumps({"t": timestamp, "s": step, "v": values})
         with self._lock:
             self._file.write(line + "\n")
+            if self._write_through:
+                self._file.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -119,8 +124,16 @@ class SpoolWriter:
             self._file.close()
 
     def abandon(self) -> None:
-        """Forget the file without flushing: used in a forked child, whose buffer is the parent's."""
-        self._file = open(os.devnull, "w", encoding="ascii")  # noqa: SIM115
+        """In a forked child: whatever of the parent's buffer is left must never reach the file.
+
+        The inherited descriptor is pointed at ``/dev/null``, so that even the buffer's flush at
+        garbage collection cannot duplicate the parent's lines.
+        """
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._file.fileno())
+        finally:
+            os.close(devnull)
 
 
 def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[SpoolEntry]:

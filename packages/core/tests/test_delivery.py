@@ -1,0 +1,225 @@
+"""Delivery that never blocks and never loses a value: retries, sync, crashes, concurrency.
+
+These tests use real threads and processes; they wait on conditions with timeouts, never on luck.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import trackhook
+from trackhook.registry import registered
+from trackhook.sync import sync_runs
+from trackhook.testing import RecordingTracker, recording
+
+from .conftest import recording_config
+from .sink import SinkTracker, closes_of, values_of
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.filterwarnings("ignore::trackhook.TrackhookWarning")
+
+
+def sink_config(path: Path, **settings: object) -> dict[str, object]:
+    delivery = {"interval": 0.01, "flush_timeout": 5.0, "max_backoff": 0.05}
+    delivery.update(settings.pop("delivery", {}))  # type: ignore[call-overload]
+    return {
+        "experiment_tracker": {"type": "sink", "config": {"path": str(path), **settings}},
+        "delivery": delivery,
+    }
+
+
+def wait_for(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+def test_a_tracker_failing_its_first_calls_gets_everything_exactly_once(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    with registered("sink", SinkTracker):
+        with trackhook.start_run(config=sink_config(sink, fail_first=3)) as run:
+            for step in range(500):
+                trackhook.track_this(step=step, loss=float(step))
+    assert sorted(values_of(sink)) == sorted(("loss", float(s), s) for s in range(500))
+    report = json.loads(run.run_log_path.read_text())["experiment_trackers"][0]["delivery"]
+    assert report["retried"] >= 3
+    assert report["undelivered"] == 0
+    assert closes_of(sink) == ["SUCCESS"]
+
+
+def test_an_always_failing_tracker_keeps_values_for_sync_which_delivers_them_once(
+    tmp_path: Path,
+) -> None:
+    sink = tmp_path / "sink.jsonl"
+    failing = sink_config(sink, fail_first=10**9, delivery={"flush_timeout": 0.3})
+    with registered("sink", SinkTracker):
+        with pytest.warns(trackhook.TrackhookWarning) as caught:
+            with trackhook.start_run("down", config=failing):
+                for step in range(100):
+                    trackhook.track_this(step=step, loss=float(step))
+        messages = " ".join(str(w.message) for w in caught)
+        assert "'sink'" in messages
+        assert "trackhook sync down" in messages
+        assert values_of(sink) == []
+
+        fixed = sink_config(sink)
+        (first,) = sync_runs(["down"], fixed)
+        (second,) = sync_runs(["down"], fixed)
+    assert (first.delivered, second.delivered) == ({"sink": 100}, {"sink": 0})
+    assert sorted(values_of(sink)) == sorted(("loss", float(s), s) for s in range(100))
+    assert closes_of(sink) == ["SUCCESS"], "closed once, by the first sync"
+
+
+CRASHING_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import trackhook
+from trackhook.registry import registered
+from sink import SinkTracker
+
+config = {{"experiment_tracker": {{"type": "sink", "config": {{"path": {sink!r},
+          "block_seconds": 3600}}}}}}
+with registered("sink", SinkTracker), trackhook.start_run("crashing", config=config):
+    step = 0
+    while True:
+        trackhook.track_this(step=step, loss=float(step))
+        print(step, time.time(), flush=True)
+        step += 1
+        time.sleep(0.001)
+"""
+
+
+def test_sync_delivers_what_a_killed_process_tracked_and_closes_its_run_as_failed(
+    tmp_path: Path,
+) -> None:
+    sink = tmp_path / "sink.jsonl"
+    script = CRASHING_CHILD.format(tests=str(HERE), sink=str(sink))
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert child.stdout is not None
+    tracked: list[tuple[int, float]] = []
+    first_seen = None
+    for line in child.stdout:
+        step, when = line.split()
+        tracked.append((int(step), float(when)))
+        first_seen = first_seen or time.monotonic()
+        if time.monotonic() - first_seen > 2.0:
+            break
+    killed_at = time.time()
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    log = json.loads((tmp_path / ".run_log_store" / "crashing.json").read_text())
+    assert log["status"] == "RUNNING", "the child never got to close its run"
+
+    with registered("sink", SinkTracker):
+        (result,) = sync_runs(["crashing"], sink_config(sink))
+    assert result.abandoned
+    delivered = Counter(step for _, _, step in values_of(sink))
+    must_have = [step for step, when in tracked if when < killed_at - 1.0]
+    assert must_have, "the child ran for more than a second"
+    assert all(delivered[step] == 1 for step in must_have)
+    assert max(delivered.values()) == 1
+    assert closes_of(sink) == ["FAIL"]
+    log = json.loads((tmp_path / ".run_log_store" / "crashing.json").read_text())
+    assert log["status"] == "FAIL"
+    assert len(log["user_defined_metrics"]["loss"]) >= len(must_have)
+
+
+def test_eight_threads_of_ten_thousand_values_are_all_delivered_exactly_once() -> None:
+    recorder = RecordingTracker()
+
+    def produce(thread: int) -> None:
+        for step in range(10_000):
+            trackhook.track_this(step=step, **{f"t{thread}": float(step)})
+
+    with recording(recorder), trackhook.start_run(config=recording_config()) as run:
+        threads = [threading.Thread(target=produce, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    received = Counter((m.key, m.step) for m in recorder.metric_records())
+    assert len(received) == 80_000
+    assert set(received.values()) == {1}
+    assert len(run.user_defined_metrics) == 8
+
+
+def _track_in_child(worker: int) -> int:
+    for step in range(2000):
+        trackhook.track_this(step=step, **{f"w{worker}": float(step)})
+    return worker
+
+
+def test_four_processes_tracking_into_one_run_deliver_everything(tmp_path: Path) -> None:
+    sink = tmp_path / "sink.jsonl"
+    with registered("sink", SinkTracker):
+        with trackhook.start_run("shared", config=sink_config(sink)) as run:
+            trackhook.track_this(parent=1.0)
+            with multiprocessing.get_context("fork").Pool(4) as pool:
+                assert sorted(pool.map(_track_in_child, range(4))) == [0, 1, 2, 3]
+    received = Counter((key, step) for key, _, step in values_of(sink))
+    assert len(received) == 4 * 2000 + 1
+    assert set(received.values()) == {1}
+    assert closes_of(sink) == ["SUCCESS"]
+    assert {f"w{n}" for n in range(4)} <= set(run.user_defined_metrics)
+    assert len(run.user_defined_metrics["w3"]) == 2000
+
+
+JOINING_CHILD = """
+import trackhook
+from trackhook.registry import registered
+from sink import SinkTracker
+
+registration = registered("sink", SinkTracker)  # the child's own way to find the type
+registration.__enter__()
+for step in range(50):
+    trackhook.track_this(step=step, child=float(step))
+"""
+
+
+def test_a_python_child_process_joins_the_run_through_the_environment(tmp_path: Path) -> None:
+    config_file = tmp_path / "trackhook.yaml"
+    sink = tmp_path / "sink.jsonl"
+    config_file.write_text(json.dumps(sink_config(sink)))
+    with registered("sink", SinkTracker), trackhook.start_run("joined", config=config_file) as run:
+        env = {**os.environ, "PYTHONPATH": str(HERE)}
+        subprocess.run([sys.executable, "-c", JOINING_CHILD], check=True, cwd=tmp_path, env=env)
+    assert run.user_defined_metrics["child"]["49"] == 49.0
+    assert len([v for v in values_of(sink) if v[0] == "child"]) == 50
+
+
+def test_a_slow_tracker_does_not_make_memory_grow_with_the_values() -> None:
+    class Slow(RecordingTracker):
+        @trackhook.hookimpl
+        def trackhook_log_batch(self, run: object, metrics: object, params: object) -> None:
+            time.sleep(0.2)
+
+    def peak_while_tracking(config: dict[str, object]) -> int:
+        tracemalloc.start()
+        with trackhook.start_run(config=config):
+            for step in range(15_000):
+                trackhook.track_this(step=step, loss=0.5)
+            _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return peak
+
+    baseline = peak_while_tracking({})
+    with registered("slow", Slow):
+        slow = peak_while_tracking(recording_config("slow", flush_timeout=0.0))
+    assert slow < baseline + 2_000_000, (slow, baseline)

@@ -4,10 +4,11 @@ The active run is process-wide (not per thread), so that threads started inside 
 block track into it. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
 id and tag from ``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the interpreter exits.
 
-``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER`` (and
-``TRACKHOOK_CONFIG`` when the configuration came from a file) for the duration of the block, so that child processes (a multiprocessing pool, a shell task running
-Python) join the same run: they spool and deliver their own values, and leave closing the run in its
-trackers, and writing its run log, to the process that owns it.
+``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER``,
+``TRACKHOOK_RUN_LOG_STORE`` (and ``TRACKHOOK_CONFIG`` when the configuration came from a file) for
+the duration of the block, so that child processes (a multiprocessing pool, a shell task running
+Python) join the same run: they only spool their values, write-through; the owning process delivers
+their spool files with its own, closes the run in its trackers and writes its run log.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from trackhook.envvars import tracked_variables
@@ -32,6 +35,7 @@ RUN_ID_ENV = "TRACKHOOK_RUN_ID"
 TAG_ENV = "TRACKHOOK_TAG"
 OWNER_ENV = "TRACKHOOK_RUN_OWNER"
 CONFIG_ENV = "TRACKHOOK_CONFIG"
+STORE_ENV = "TRACKHOOK_RUN_LOG_STORE"
 
 _lock = threading.RLock()
 _active: list[Run] = []
@@ -62,7 +66,12 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
 
     loaded = load_config(config)
     run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
-    exported = {RUN_ID_ENV: run.run_id, TAG_ENV: run.tag, OWNER_ENV: _owner_token()}
+    exported = {
+        RUN_ID_ENV: run.run_id,
+        TAG_ENV: run.tag,
+        OWNER_ENV: _owner_token(),
+        STORE_ENV: str(Path(loaded.config.run_log_store).resolve()),
+    }
     if loaded.path is not None:
         exported[CONFIG_ENV] = str(loaded.path.resolve())
     previous = {name: os.environ.get(name) for name in exported}
@@ -159,6 +168,10 @@ def _implicit_run() -> Run:
         loaded = _inherited_config if _inherited_config is not None else load_config()
         owner_token = os.environ.get(OWNER_ENV)
         joined = bool(owner_token) and owner_token != _owner_token()
+        if joined and os.environ.get(STORE_ENV):
+            # spool where the owner looks, whatever this process's own configuration says
+            store = os.environ[STORE_ENV]
+            loaded = replace(loaded, config=loaded.config.model_copy(update={"run_log_store": store}))
         run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
         _implicit = Run(run_id, os.environ.get(TAG_ENV, ""), loaded, owner=not joined)
         atexit.register(_close_implicit_run)

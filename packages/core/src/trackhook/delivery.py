@@ -75,6 +75,8 @@ class _Prepared:
 
     path: Path
     entries: list[SpoolEntry]
+    saved: int
+    """The position on disk: where ``entries`` start, or how far they have been accepted."""
     records: list[MetricRecord | ParamRecord] = field(default_factory=list)
     flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
     line_ends: list[tuple[int, int]] = field(default_factory=list)  # (records so far, offset)
@@ -116,24 +118,23 @@ class TrackerWorker(threading.Thread):
         self._open_eagerly = open_eagerly
         self._on_fatal = on_fatal
         self._positions = store.positions(run.run_id, tracker.name)
+        if open_eagerly:
+            self._positions.reopen()
         self._limits: TrackerLimits = tracker.limits
-        self._offsets: dict[Path, int] = {}
         self._prepared: _Prepared | None = None
         self._renamed_keys: set[str] = set()
         self._warned = False
         self._wake = threading.Event()
         self._finish = threading.Event()
         self._finish_status: Status | None = None
-        self._deliver_others = False
         self._deadline = float("inf")
         self._done = False
 
     # -- control, from other threads -------------------------------------------------------------
 
-    def finish(self, status: Status | None, timeout: float, *, deliver_others: bool) -> None:
+    def finish(self, status: Status | None, timeout: float) -> None:
         """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any)."""
         self._finish_status = status
-        self._deliver_others = deliver_others
         self._deadline = time.monotonic() + timeout
         self._finish.set()
         self._wake.set()
@@ -141,11 +142,7 @@ class TrackerWorker(threading.Thread):
     # -- the thread --------------------------------------------------------------------------------
 
     def run(self) -> None:
-        if self._own is not None:
-            with self._positions.claim(self._own.path):
-                self._loop()
-        else:
-            self._loop()
+        self._loop()
         self.report.undelivered = self._undelivered()
         if self.report.undelivered and self.fatal is None:
             self._warn(
@@ -197,25 +194,31 @@ class TrackerWorker(threading.Thread):
             self.opened.set()
 
     def _pass(self, finishing: bool) -> None:
+        """Deliver every spool file of the run that no other process is delivering right now.
+
+        Other processes of the run (a multiprocessing pool, a shell task running Python) only
+        spool; the run's owner delivers their files too. A file is claimed with a lock for the
+        time of its delivery, so ``trackhook sync`` or another owner never sends it twice.
+        """
         if self._open_eagerly:
             self._ensure_open()
-        if self._prepared is not None:
-            self._send(self._prepared)
         if self._own is not None:
             self._own.flush()
-            self._drain(self._own.path)
+        paths = self.store.spool_files(self.run_info.run_id)
+        if self._prepared is not None and self._prepared.path in paths:
+            paths.remove(self._prepared.path)
+            paths.insert(0, self._prepared.path)
+        self.busy_spools = []
+        for path in paths:
+            with self._positions.claim(path) as claimed:
+                if not claimed:
+                    self.busy_spools.append(path)
+                    continue
+                self._drain(path)
+            if self._prepared is not None:
+                break  # out of time: what is left stays in the spool
         if not finishing:
             return
-        self.busy_spools = []
-        if self._deliver_others:
-            for path in self.store.spool_files(self.run_info.run_id):
-                if self._own is not None and path == self._own.path:
-                    continue
-                with self._positions.claim(path) as claimed:
-                    if claimed:
-                        self._drain(path)
-                    else:
-                        self.busy_spools.append(path)
         self._done = True
         if self._prepared is not None or self._out_of_time():
             return  # what is left stays in the spool for `trackhook sync`, which also closes
@@ -229,23 +232,33 @@ class TrackerWorker(threading.Thread):
         return self._finish.is_set() and time.monotonic() >= self._deadline
 
     def _drain(self, path: Path) -> None:
+        """Deliver ``path`` from the position on disk (read under the claim) to its end."""
+        offset = self._positions.offset(path)
+        pending = self._prepared
+        if pending is not None and pending.path == path:
+            self._prepared = None
+            if pending.saved == offset:  # nobody else moved on meanwhile: resume, no duplicate
+                self._prepared = pending
+                self._send(pending)
+                if self._prepared is not None:
+                    return
+                offset = pending.saved
         while not self._out_of_time():
-            offset = self._offset(path)
             entries = read_spool(path, offset, _READ_BYTES)
             if not entries:
                 return
-            self._prepared = self._prepare(path, entries)
+            self._prepared = self._prepare(path, entries, offset)
             self._send(self._prepared)
-
-    def _offset(self, path: Path) -> int:
-        if path not in self._offsets:
-            self._offsets[path] = self._positions.offset(path)
-        return self._offsets[path]
+            if self._prepared is not None:
+                return
+            offset = entries[-1].end_offset
 
     # -- making values fit the tracker ----------------------------------------------------------
 
-    def _prepare(self, path: Path, entries: list[SpoolEntry], sent: int = 0) -> _Prepared:
-        prepared = _Prepared(path, entries, sent=sent)
+    def _prepare(
+        self, path: Path, entries: list[SpoolEntry], offset: int, sent: int = 0
+    ) -> _Prepared:
+        prepared = _Prepared(path, entries, saved=offset, sent=sent)
         limits = self._limits
         for entry in entries:
             for top_key, top_value in entry.values.items():
@@ -299,7 +312,9 @@ class TrackerWorker(threading.Thread):
                     raise
                 self._limits = tighter
                 self.report.retried += 1
-                rebuilt = self._prepare(prepared.path, prepared.entries, prepared.sent)
+                rebuilt = self._prepare(
+                    prepared.path, prepared.entries, prepared.saved, prepared.sent
+                )
                 prepared.records, prepared.flags = rebuilt.records, rebuilt.flags
                 continue
             for renamed, truncated in prepared.flags[prepared.sent : end]:
@@ -335,17 +350,17 @@ class TrackerWorker(threading.Thread):
             if records_so_far > prepared.sent:
                 break
             safe = offset
-        if safe is not None and safe > self._offsets.get(prepared.path, 0):
+        if safe is not None and safe > prepared.saved:
             self._positions.save(prepared.path, safe)
-            self._offsets[prepared.path] = safe
+            prepared.saved = safe
 
     # -- reporting --------------------------------------------------------------------------------
 
     def _undelivered(self) -> int:
-        paths = [self._own.path] if self._own is not None else []
-        if self._deliver_others or self._own is None:
-            paths = self.store.spool_files(self.run_info.run_id)
-        return sum(count_values(iter_spool(path, self._offset(path))) for path in paths)
+        return sum(
+            count_values(iter_spool(path, self._positions.offset(path)))
+            for path in self.store.spool_files(self.run_info.run_id)
+        )
 
     def _warn(self, message: str) -> None:
         warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=2)

@@ -55,10 +55,11 @@ class Run:
         from trackhook.trackers import build_trackers  # imports pydantic: only once a run opens
 
         sends = self.rank in (None, 0) or loaded.config.ranks == "all"
-        trackers = build_trackers(loaded) if sends else []
+        # A process that joins another's run only spools; the owner delivers its file.
+        trackers = build_trackers(loaded) if sends and owner else []
         self._spool = (
             SpoolWriter(self._store.new_spool_path(run_id), write_through=not owner)
-            if trackers
+            if sends
             else None
         )
         self._workers = [
@@ -154,7 +155,7 @@ class Run:
             self._closed = True
         timeout = self._loaded.config.delivery.flush_timeout
         for worker in self._workers:
-            worker.finish(status if self.owner else None, timeout, deliver_others=self.owner)
+            worker.finish(status, timeout)
         for worker in self._workers:
             worker.join(timeout + 5)
         if self._spool is not None:

@@ -205,6 +205,10 @@ class TrackerPositions:
         except FileNotFoundError:
             return None
 
+    def reopen(self) -> None:
+        """The run is open again (the same run_id continues it): it must be closed again."""
+        (self.folder / "closed").unlink(missing_ok=True)
+
     def mark_closed(self, status: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "closed").write_text(status)

@@ -69,7 +69,7 @@ def sync_run(
     ]
     wait = loaded.config.delivery.flush_timeout if timeout is None else timeout
     for worker in workers:
-        worker.finish(final, wait, deliver_others=True)
+        worker.finish(final, wait)
         worker.start()
     for worker in workers:
         worker.join()

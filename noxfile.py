@@ -67,7 +67,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and a strict type check of the core."""
-    session.install("ruff", "mypy", f"{CORE}[test]")
+    session.install("ruff", "mypy", "types-PyYAML", f"{CORE}[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "packages/core/src/trackhook")
@@ -86,17 +86,24 @@ def build(session: nox.Session) -> None:
     session.run("check-wheel-contents", *wheels)
     session.run("twine", "check", "--strict", *glob.glob(str(dist / "*")))
     core_wheel = next(w for w in wheels if os.path.basename(w).startswith("trackhook-"))
-    imports = {"trackhook-": "trackhook", "trackhook_mlflow-": "trackhook_mlflow",
-               "trackhook_wandb-": "trackhook_wandb"}
+    imports = {
+        "trackhook-": "trackhook",
+        "trackhook_mlflow-": "trackhook_mlflow",
+        "trackhook_wandb-": "trackhook_wandb",
+    }
     for wheel in wheels:
-        module = next(m for prefix, m in imports.items() if os.path.basename(wheel).startswith(prefix))
+        module = next(
+            m for prefix, m in imports.items() if os.path.basename(wheel).startswith(prefix)
+        )
         venv = ROOT / ".nox" / f"wheel-{module}"
         session.run("uv", "venv", "--quiet", "--clear", str(venv), external=True)
         python = str(venv / "bin" / "python")
-        session.run("uv", "pip", "install", "--quiet", "--python", python, wheel, core_wheel,
-                    external=True)
-        session.run(python, "-c", f"import {module}; print({module}.__name__, 'imports')",
-                    external=True)
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", python, wheel, core_wheel, external=True
+        )
+        session.run(
+            python, "-c", f"import {module}; print({module}.__name__, 'imports')", external=True
+        )
 
 
 @nox.session

@@ -14,7 +14,12 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("TRACKHOOK_") or name in (
-            "RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"
+            "RANK",
+            "LOCAL_RANK",
+            "NODE_RANK",
+            "SLURM_PROCID",
+            "OMPI_COMM_WORLD_RANK",
+            "PMI_RANK",
         ):
             monkeypatch.delenv(name)
     yield

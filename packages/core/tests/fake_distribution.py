@@ -11,7 +11,7 @@ import pytest
 def install(
     root: Path, monkeypatch: pytest.MonkeyPatch, name: str, modules: dict[str, str], entry: str
 ) -> None:
-    """Write ``modules`` and a ``<name>.dist-info`` declaring ``entry`` under ``trackhook.trackers``."""
+    """Write ``modules`` and a ``<name>.dist-info`` with ``entry`` in ``trackhook.trackers``."""
     site = root / "site"
     site.mkdir(exist_ok=True)
     for module, source in modules.items():

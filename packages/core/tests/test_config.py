@@ -93,11 +93,11 @@ def test_an_unknown_tracker_lists_the_installed_ones_and_the_package_to_install(
 
 
 def test_an_unknown_third_party_tracker_names_the_entry_point_group() -> None:
-    with pytest.raises(trackhook.UnknownTrackerError, match="trackhook.trackers"):
+    with pytest.raises(trackhook.UnknownTrackerError, match=r"trackhook\.trackers"):
         trackhook.start_run(config={"experiment_tracker": {"type": "inhouse"}}).__enter__()
 
 
-SETTINGS_PLUGIN = '''
+SETTINGS_PLUGIN = """
 from pydantic import BaseModel, ConfigDict
 import trackhook
 
@@ -115,16 +115,23 @@ class Tracker:
     @trackhook.hookimpl
     def trackhook_log_metric(self, key, value):
         pass
-'''
+"""
 
 
 def test_an_invalid_tracker_field_names_the_file_the_tracker_and_the_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(tmp_path, monkeypatch, "acme-tracker", {"acme_tracker": SETTINGS_PLUGIN},
-            "acme = acme_tracker:Tracker")
-    _write("trackhook.yaml", "experiment_tracker:\n  type: acme\n  config:\n    url: x\n"
-           "    batch: many\n")
+    install(
+        tmp_path,
+        monkeypatch,
+        "acme-tracker",
+        {"acme_tracker": SETTINGS_PLUGIN},
+        "acme = acme_tracker:Tracker",
+    )
+    _write(
+        "trackhook.yaml",
+        "experiment_tracker:\n  type: acme\n  config:\n    url: x\n    batch: many\n",
+    )
     with pytest.raises(trackhook.ConfigError) as caught:
         trackhook.start_run().__enter__()
     message = str(caught.value)
@@ -136,8 +143,13 @@ def test_an_invalid_tracker_field_names_the_file_the_tracker_and_the_field(
 def test_an_unknown_tracker_field_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(tmp_path, monkeypatch, "acme-tracker", {"acme_tracker": SETTINGS_PLUGIN},
-            "acme = acme_tracker:Tracker")
+    install(
+        tmp_path,
+        monkeypatch,
+        "acme-tracker",
+        {"acme_tracker": SETTINGS_PLUGIN},
+        "acme = acme_tracker:Tracker",
+    )
     with pytest.raises(trackhook.ConfigError, match="'urll'"):
         trackhook.start_run(
             config={"experiment_tracker": {"type": "acme", "config": {"url": "x", "urll": 1}}}
@@ -147,9 +159,13 @@ def test_an_unknown_tracker_field_is_an_error(
 def test_a_tracker_that_fails_to_import_names_its_distribution_and_the_cause(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(tmp_path, monkeypatch, "broken-tracker",
-            {"broken_tracker": "import module_that_does_not_exist\n"},
-            "broken = broken_tracker:Tracker")
+    install(
+        tmp_path,
+        monkeypatch,
+        "broken-tracker",
+        {"broken_tracker": "import module_that_does_not_exist\n"},
+        "broken = broken_tracker:Tracker",
+    )
     with pytest.raises(trackhook.TrackerLoadError) as caught:
         trackhook.start_run(config={"experiment_tracker": {"type": "broken"}}).__enter__()
     assert "broken-tracker" in str(caught.value)
@@ -159,9 +175,13 @@ def test_a_tracker_that_fails_to_import_names_its_distribution_and_the_cause(
 def test_only_the_configured_entry_points_are_imported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install(tmp_path, monkeypatch, "broken-tracker",
-            {"broken_tracker": "raise RuntimeError('imported')\n"},
-            "broken = broken_tracker:Tracker")
+    install(
+        tmp_path,
+        monkeypatch,
+        "broken-tracker",
+        {"broken_tracker": "raise RuntimeError('imported')\n"},
+        "broken = broken_tracker:Tracker",
+    )
     with trackhook.start_run() as run:
         trackhook.track_this(x=1)
     assert run.status == "SUCCESS"
@@ -169,8 +189,13 @@ def test_only_the_configured_entry_points_are_imported(
 
 def test_secrets_never_reach_the_run_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin = SETTINGS_PLUGIN.replace("batch: int = 10", "api_token: str = ''")
-    install(tmp_path, monkeypatch, "acme-tracker", {"acme_tracker": plugin},
-            "acme = acme_tracker:Tracker")
+    install(
+        tmp_path,
+        monkeypatch,
+        "acme-tracker",
+        {"acme_tracker": plugin},
+        "acme = acme_tracker:Tracker",
+    )
     config = {"url": "https://alice:hunter2@tracker.example/api", "api_token": "s3cr3t"}
     with trackhook.start_run(
         config={"experiment_tracker": {"type": "acme", "config": config}}

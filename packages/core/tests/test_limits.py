@@ -71,7 +71,11 @@ def test_the_delivery_applies_the_declared_limits_and_counts_them() -> None:
 
     (report,) = json.loads(run.run_log_path.read_text())["experiment_trackers"]
     assert report["delivery"] | {"last_error": None} == {
-        "delivered": 2, "retried": 0, "renamed": 1, "truncated": 1, "undelivered": 0,
+        "delivered": 2,
+        "retried": 0,
+        "renamed": 1,
+        "truncated": 1,
+        "undelivered": 0,
         "last_error": None,
     }
 
@@ -79,8 +83,9 @@ def test_the_delivery_applies_the_declared_limits_and_counts_them() -> None:
 def test_batches_respect_the_declared_sizes_and_keep_every_value_once() -> None:
     tracker = Limited()
     with recording(tracker), trackhook.start_run(config=recording_config()):
-        trackhook.track_this(**{f"m{i}": float(i) for i in range(10)},
-                             **{f"p{i}": str(i) for i in range(5)})
+        trackhook.track_this(
+            **{f"m{i}": float(i) for i in range(10)}, **{f"p{i}": str(i) for i in range(5)}
+        )
     batches = [c.kwargs for c in tracker.calls if c.name == "trackhook_log_batch"]
     for batch in batches:
         assert len(batch["metrics"]) <= 3

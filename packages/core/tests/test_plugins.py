@@ -38,14 +38,26 @@ def test_hooks_are_called_in_order_open_batch_close() -> None:
 def test_numbers_become_metrics_and_everything_else_params_with_dotted_keys() -> None:
     with recording() as recorder, trackhook.start_run(config=recording_config()):
         trackhook.track_this(
-            step=2, loss=0.5, epochs=3, flag=True, name="x", none=None, ids=[1, 2],
+            step=2,
+            loss=0.5,
+            epochs=3,
+            flag=True,
+            name="x",
+            none=None,
+            ids=[1, 2],
             eggs={"ham": {"spam": 1.5, "text": "t"}},
         )
     assert {(m.key, m.value, m.step) for m in recorder.metric_records()} == {
-        ("loss", 0.5, 2), ("epochs", 3, 2), ("eggs.ham.spam", 1.5, 2)
+        ("loss", 0.5, 2),
+        ("epochs", 3, 2),
+        ("eggs.ham.spam", 1.5, 2),
     }
     assert recorder.params() == {
-        "flag": True, "name": "x", "none": None, "ids": [1, 2], "eggs.ham.text": "t"
+        "flag": True,
+        "name": "x",
+        "none": None,
+        "ids": [1, 2],
+        "eggs.ham.text": "t",
     }
     assert {p.step for p in recorder.param_records()} == {2}
 
@@ -65,7 +77,10 @@ def test_a_tracker_without_the_batch_hook_gets_one_call_per_value() -> None:
     with recording(tracker), trackhook.start_run(config=recording_config()):
         trackhook.track_this(step=1, loss=0.5, name="x")
     assert tracker.names() == [
-        "trackhook_open_run", "trackhook_log_metric", "trackhook_log_param", "trackhook_close_run"
+        "trackhook_open_run",
+        "trackhook_log_metric",
+        "trackhook_log_param",
+        "trackhook_close_run",
     ]
     assert tracker.metrics("loss") == {1: 0.5}
     assert tracker.params() == {"name": "x"}
@@ -103,9 +118,14 @@ def test_a_raising_tracker_stops_neither_the_others_nor_the_run_log() -> None:
 
 
 def test_on_error_raise_propagates_the_trackers_failure() -> None:
-    config = {"experiment_tracker": {"type": "exploding", "on_error": "raise"},
-              "delivery": {"interval": 0.01}}
-    with registered("exploding", Exploding), pytest.raises(trackhook.TrackerDeliveryError) as caught:  # noqa: E501
+    config = {
+        "experiment_tracker": {"type": "exploding", "on_error": "raise"},
+        "delivery": {"interval": 0.01},
+    }
+    with (
+        registered("exploding", Exploding),
+        pytest.raises(trackhook.TrackerDeliveryError) as caught,
+    ):
         with trackhook.start_run(config=config) as run:
             trackhook.track_this(loss=0.5)
     assert isinstance(caught.value.__cause__, ConnectionError)
@@ -133,7 +153,10 @@ class WrongArguments:
 
 
 def test_a_hook_with_arguments_the_spec_lacks_is_rejected() -> None:
-    with registered("wrong", WrongArguments), pytest.raises(trackhook.TrackerLoadError, match="colour"):  # noqa: E501
+    with (
+        registered("wrong", WrongArguments),
+        pytest.raises(trackhook.TrackerLoadError, match="colour"),
+    ):
         trackhook.start_run(config={"experiment_tracker": {"type": "wrong"}}).__enter__()
 
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from trackhook._markers import hookimpl
-from trackhook.records import MetricRecord, ParamRecord, RunInfo
-
 __all__ = ["DoNothingTracker"]
 
 
 class DoNothingTracker:
-    """Accepts every value and stores nothing; the default when no tracker is configured."""
+    """Implements no hook: the default when no tracker is configured.
+
+    A tracker without value hooks costs no delivery work; the run's spool is still written, so
+    ``trackhook sync --config ...`` can send the run to a real tracker later.
+    """
 
     def __init__(self, config: object = None) -> None:
         del config
-
-    @hookimpl
-    def trackhook_log_batch(
-        self, run: RunInfo, metrics: list[MetricRecord], params: list[ParamRecord]
-    ) -> None:
-        del run, metrics, params

@@ -137,7 +137,8 @@ def get_experiment_tracker_context(name: str | None = None) -> AbstractContextMa
     """The native client of the configured tracker (of tracker ``name`` when several are).
 
     Inside the context, the tracker library's own calls land in the active run (for MLflow, the
-    context yields its ``ActiveRun``). Without a run or a real tracker: ``contextlib.nullcontext()``.
+    context yields its ``ActiveRun``). Without a run or a real tracker:
+    ``contextlib.nullcontext()``.
     """
     with _lock:
         run = _active[-1] if _active else _implicit
@@ -171,7 +172,9 @@ def _implicit_run() -> Run:
         if joined and os.environ.get(STORE_ENV):
             # spool where the owner looks, whatever this process's own configuration says
             store = os.environ[STORE_ENV]
-            loaded = replace(loaded, config=loaded.config.model_copy(update={"run_log_store": store}))
+            loaded = replace(
+                loaded, config=loaded.config.model_copy(update={"run_log_store": store})
+            )
         run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
         _implicit = Run(run_id, os.environ.get(TAG_ENV, ""), loaded, owner=not joined)
         atexit.register(_close_implicit_run)
@@ -209,7 +212,7 @@ def _forget_parent_runs_in_child() -> None:
     global _implicit, _inherited_config, _lock
     runs = [*_active, *([_implicit] if _implicit is not None else [])]
     if runs:
-        _inherited_config = runs[-1]._loaded  # noqa: SLF001 - the child joins with the same trackers
+        _inherited_config = runs[-1]._loaded
     for run in runs:
         run.abandon_after_fork()
     _active.clear()

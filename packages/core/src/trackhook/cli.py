@@ -101,7 +101,7 @@ def _runs(arguments: argparse.Namespace) -> int:
         )
         print(
             f"{document['run_id']:<28} {document.get('tag', ''):<16} "
-            f"{document.get('status', ''):<8} {str(document.get('start_time', '')):<26} "
+            f"{document.get('status', ''):<8} {document.get('start_time', '')!s:<26} "
             f"{undelivered}"
         )
     return 0
@@ -115,8 +115,10 @@ def _show(arguments: argparse.Namespace) -> int:
             if arguments.json:
                 print(json.dumps(document, indent=4))
             else:
-                print(f"run {document['run_id']}  tag {document.get('tag')!r}  "
-                      f"status {document.get('status')}")
+                print(
+                    f"run {document['run_id']}  tag {document.get('tag')!r}  "
+                    f"status {document.get('status')}"
+                )
                 for key, value in (document.get("user_defined_metrics") or {}).items():
                     print(f"  {key}: {json.dumps(value)}")
             return 0

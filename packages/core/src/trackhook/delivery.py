@@ -19,6 +19,7 @@ then closes the run in its tracker, or reports what it could not deliver.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 import warnings
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryReport", "TrackerWorker", "TrackhookWarning", "count_values"]
 
 _DEFAULT_BATCH = 1000
-_READ_BYTES = 256 * 1024
+_READ_BYTES = 64 * 1024
 
 
 class TrackhookWarning(UserWarning):
@@ -79,7 +80,8 @@ class _Prepared:
     """The position on disk: where ``entries`` start, or how far they have been accepted."""
     records: list[MetricRecord | ParamRecord] = field(default_factory=list)
     flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
-    line_ends: list[tuple[int, int]] = field(default_factory=list)  # (records so far, offset)
+    line_counts: list[int] = field(default_factory=list)  # records made up to each line's end
+    line_offsets: list[int] = field(default_factory=list)  # the spool offset of each line's end
     sent: int = 0
 
 
@@ -204,7 +206,8 @@ class TrackerWorker(threading.Thread):
             self._ensure_open()
         if self._own is not None:
             self._own.flush()
-        paths = self.store.spool_files(self.run_info.run_id)
+        receives = self.tracker.hooks.receives_values
+        paths = self.store.spool_files(self.run_info.run_id) if receives else []
         if self._prepared is not None and self._prepared.path in paths:
             paths.remove(self._prepared.path)
             paths.insert(0, self._prepared.path)
@@ -264,7 +267,8 @@ class TrackerWorker(threading.Thread):
             for top_key, top_value in entry.values.items():
                 for key, value in flatten(top_key, top_value):
                     prepared.records.append(self._record(limits, entry, key, value, prepared))
-            prepared.line_ends.append((len(prepared.records), entry.end_offset))
+            prepared.line_counts.append(len(prepared.records))
+            prepared.line_offsets.append(entry.end_offset)
         return prepared
 
     def _record(
@@ -345,18 +349,19 @@ class TrackerWorker(threading.Thread):
         return end
 
     def _save_progress(self, prepared: _Prepared) -> None:
-        safe = None
-        for records_so_far, offset in prepared.line_ends:
-            if records_so_far > prepared.sent:
-                break
-            safe = offset
-        if safe is not None and safe > prepared.saved:
-            self._positions.save(prepared.path, safe)
-            prepared.saved = safe
+        """Record the end of the last line whose values have all been accepted."""
+        index = bisect.bisect_right(prepared.line_counts, prepared.sent) - 1
+        if index >= 0:
+            safe = prepared.line_offsets[index]
+            if safe > prepared.saved:
+                self._positions.save(prepared.path, safe)
+                prepared.saved = safe
 
     # -- reporting --------------------------------------------------------------------------------
 
     def _undelivered(self) -> int:
+        if not self.tracker.hooks.receives_values:
+            return 0
         return sum(
             count_values(iter_spool(path, self._positions.offset(path)))
             for path in self.store.spool_files(self.run_info.run_id)

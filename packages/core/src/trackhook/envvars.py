@@ -20,8 +20,10 @@ __all__ = ["TRACK_PREFIX", "convert", "tracked_variables"]
 TRACK_PREFIX = "TRACKHOOK_TRACK_"
 _STEP_SUFFIX = re.compile(r"^(?P<key>.+)_STEP_(?P<step>[0-9]+)$", re.DOTALL)
 _INT = re.compile(r"^[+-]?[0-9]+$")
-_FLOAT = re.compile(r"^[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+|"
-                    r"\.[0-9]+[eE][+-]?[0-9]+)$")
+_FLOAT = re.compile(
+    r"^[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+|"
+    r"\.[0-9]+[eE][+-]?[0-9]+)$"
+)
 
 
 def convert(text: str) -> Value:

@@ -1,7 +1,7 @@
 """Every error trackhook raises on purpose, under one base class.
 
-Each error names what is wrong (the key, the field, the tracker) and what to do about it, so that the
-message alone is enough for a user to fix their code or configuration.
+Each error names what is wrong (the key, the field, the tracker) and what to do about it, so that
+the message alone is enough for a user to fix their code or configuration.
 """
 
 from __future__ import annotations

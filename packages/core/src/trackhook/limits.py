@@ -3,13 +3,15 @@
 A tracker declares ``limits = TrackerLimits(...)`` as a class attribute. The delivery side applies
 the same rules to every tracker, built-in or third-party, so that no adapter re-implements them:
 
-- **param keys**: ``param_key`` formats a parameter's key from its key and step (``"{key}_{step}"``).
+- **param keys**: ``param_key`` formats a parameter's key from its key and step
+  (``"{key}_{step}"``).
 - **renaming**: a key with characters outside ``key_chars``, or longer than ``max_key_length``,
   becomes ``<key with each forbidden character replaced by "_", shortened>_<8 hex digits of the
   SHA-1 of the original key>``. The suffix depends on the original key, so two different keys never
   become the same key, and a key that is already storable is never changed.
 - **truncation**: a parameter whose text is longer than ``max_param_length`` keeps its first
-  characters followed by ``TRUNCATION_MARK`` (``...`` under very small limits); the whole text travels in ``ParamRecord.full_value``
+  characters followed by ``TRUNCATION_MARK`` (``...`` under very small limits); the whole text
+  travels in ``ParamRecord.full_value``
   so the tracker can store it elsewhere.
 - **batches**: ``max_metrics_per_batch``, ``max_params_per_batch`` and ``max_values_per_batch``
   bound each ``trackhook_log_batch`` call.
@@ -21,8 +23,9 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
-__all__ = ["TRUNCATION_MARK", "TrackerLimits", "TighterLimitsRequired"]
+__all__ = ["TRUNCATION_MARK", "TighterLimitsRequired", "TrackerLimits"]
 
 TRUNCATION_MARK = "...[truncated by trackhook]"
 _SHORT_MARK = "..."  # for limits too small to hold TRUNCATION_MARK
@@ -34,7 +37,7 @@ class TrackerLimits:
     """The storage limits of one tracker. ``None`` means "no limit"."""
 
     key_chars: str | None = None
-    """A regular-expression character class of the characters a key may hold, e.g. ``[/\\w.\\- ]``."""
+    """A regular-expression character class of what a key may hold, e.g. ``[/\\w.\\- ]``."""
     max_key_length: int | None = None
     max_param_length: int | None = None
     param_key: str = "{key}"
@@ -62,7 +65,7 @@ class TrackerLimits:
         return f"{clean}_{digest}"
 
     def fit_param_text(self, text: str) -> str | None:
-        """Return the truncated form of ``text`` if it is too long for the tracker, else ``None``."""
+        """The truncated form of ``text`` if it is too long for the tracker, else ``None``."""
         limit = self.max_param_length
         if limit is None or len(text) <= limit:
             return None
@@ -71,7 +74,7 @@ class TrackerLimits:
 
     def tightened(self, **changes: int) -> TrackerLimits:
         """A copy with the given limits lowered (never raised)."""
-        lowered = {
+        lowered: dict[str, Any] = {
             name: min(value, getattr(self, name) or value) for name, value in changes.items()
         }
         return replace(self, **lowered)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = ["MetricRecord", "ParamRecord", "ParamValue", "RunInfo", "Status", "param_text"]
 
 Status = Literal["SUCCESS", "FAIL"]
 """How a run ended: ``SUCCESS``, or ``FAIL`` when the ``start_run`` block raised."""
 
-ParamValue = Union[str, bool, None, list[object]]
+ParamValue = str | bool | None | list[object]
 """A non-numeric value: what becomes a parameter in a tracker."""
 
 
@@ -29,7 +29,9 @@ class RunInfo:
     """Unix time at which the run was opened by its owning process."""
 
 
-@dataclass(frozen=True)
+# Records are plain slotted dataclasses, not frozen ones: the delivery thread builds one per value,
+# and a frozen dataclass's __init__ costs several times more. Each tracker gets records of its own.
+@dataclass(slots=True)
 class MetricRecord:
     """A numeric value tracked at a step, with the Unix time at which ``track_this`` received it."""
 
@@ -39,14 +41,14 @@ class MetricRecord:
     timestamp: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ParamRecord:
     """A non-numeric value tracked at a step.
 
     ``key`` is the key as the tracker should store it: for trackers that declare
     ``TrackerLimits.param_key`` (MLflow, W&B: ``"{key}_{step}"``) the step is already part of it.
-    ``full_value`` is set when ``value`` was truncated to fit the tracker's limit, so that the tracker
-    can keep the whole value elsewhere (an artifact, a file).
+    ``full_value`` is set when ``value`` was truncated to fit the tracker's limit, so that the
+    tracker     can keep the whole value elsewhere (an artifact, a file).
     """
 
     key: str
@@ -62,7 +64,7 @@ class ParamRecord:
 
 
 def param_text(value: ParamValue) -> str:
-    """Render a parameter as text: strings as they are, lists as JSON, booleans as ``True``/``False``."""
+    """A parameter as text: strings as they are, lists as JSON, booleans as ``True``/``False``."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):

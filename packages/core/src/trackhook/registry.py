@@ -46,7 +46,9 @@ def load_tracker_class(tracker_type: str, source: str) -> TrackerFactory:
     distribution = point.dist.name if point.dist is not None else "(unknown distribution)"
     try:
         loaded: TrackerFactory = point.load()
-    except Exception as error:  # any import-time failure of a plugin is reported, not propagated raw
+    except (
+        Exception
+    ) as error:  # any import-time failure of a plugin is reported, not propagated raw
         raise TrackerLoadError(
             tracker_type, distribution, f"{type(error).__name__}: {error}"
         ) from error

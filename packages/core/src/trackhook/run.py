@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from trackhook.delivery import TrackerWorker
 from trackhook.errors import TrackerDeliveryError, TrackhookError
-from trackhook.records import RunInfo, Status
 from trackhook.ranks import current_rank
+from trackhook.records import RunInfo, Status
 from trackhook.runlog import MetricsRecord, record_from_spools, write_run_log
 from trackhook.store import RunStore, SpoolWriter
 from trackhook.values import check_step, normalise_values
@@ -82,7 +82,7 @@ class Run:
 
     @property
     def user_defined_metrics(self) -> dict[str, Any]:
-        """Every tracked value: ``key -> value`` at step 0 only, else ``key -> {"<step>": value}``."""
+        """Every value: ``key -> value`` at step 0 only, else ``key -> {"<step>": value}``."""
         return self._record.as_user_defined_metrics()
 
     @property

@@ -21,7 +21,7 @@ _NOUNS = (
 
 
 def generate_run_id() -> str:
-    """An ``adjective-noun-dddd`` id; 6.6 million combinations, drawn from a secure source."""
+    """An ``adjective-noun-dddd`` id; 28 million combinations, drawn from a secure source."""
     adjective = secrets.choice(_ADJECTIVES)
     noun = secrets.choice(_NOUNS)
     return f"{adjective}-{noun}-{secrets.randbelow(10_000):04d}"

@@ -87,7 +87,11 @@ def strict_json(value: Any) -> Any:
 def write_run_log(path: Path, document: Mapping[str, Any]) -> None:
     """Write the run log atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(strict_json(dict(document)), indent=4, allow_nan=False)
+    content = strict_json(dict(document))
+    # Indented for people; past a size where people read it with `trackhook show` instead, compact,
+    # because indenting moves json to its pure-Python encoder (seconds for a million values).
+    indent = 4 if len(str(content.get("user_defined_metrics", ""))) < 200_000 else None
+    text = json.dumps(content, indent=indent, allow_nan=False)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     temporary.write_text(text + "\n", encoding="utf-8")
     os.replace(temporary, path)

@@ -47,7 +47,9 @@ def sync_runs(
     """Sync the given runs, or every run in the run log store."""
     loaded = load_config(config)
     store = RunStore(loaded.config.run_log_store)
-    return [sync_run(run_id, loaded, store, timeout=timeout) for run_id in run_ids or store.run_ids()]
+    return [
+        sync_run(run_id, loaded, store, timeout=timeout) for run_id in run_ids or store.run_ids()
+    ]
 
 
 def sync_run(
@@ -58,7 +60,7 @@ def sync_run(
     document: dict[str, Any] = read_run_log(log_path) if log_path.is_file() else {}
     status = str(document.get("status", "RUNNING"))
     abandoned = status == "RUNNING" and _owner_is_gone(document.get("owner"))
-    final: Status | None = "FAIL" if abandoned else status if status in ("SUCCESS", "FAIL") else None  # type: ignore[assignment]
+    final: Status | None = "FAIL" if abandoned else _final_status(status)
     settings = _tracker_settings(loaded, document)
     run = RunInfo(run_id=run_id, tag=str(document.get("tag", "")), started_at=_start(document))
     workers = [
@@ -82,6 +84,14 @@ def sync_run(
     if document:
         _update_run_log(log_path, document, workers, store, abandoned)
     return result
+
+
+def _final_status(status: str) -> Status | None:
+    if status == "SUCCESS":
+        return "SUCCESS"
+    if status == "FAIL":
+        return "FAIL"
+    return None
 
 
 def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[TrackerSettings]:

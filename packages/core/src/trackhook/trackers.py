@@ -40,9 +40,14 @@ class TrackerHooks:
         self._batch = manager.subset_hook_caller("trackhook_log_batch", others)
         self._close = manager.subset_hook_caller("trackhook_close_run", others)
         self._context = manager.subset_hook_caller("trackhook_client_context", others)
-        self.batches = any(
-            impl.plugin is plugin for impl in hook.trackhook_log_batch.get_hookimpls()
-        )
+        implemented = {
+            name
+            for name in ("trackhook_log_batch", "trackhook_log_metric", "trackhook_log_param")
+            if any(impl.plugin is plugin for impl in getattr(hook, name).get_hookimpls())
+        }
+        self.batches = "trackhook_log_batch" in implemented
+        self.receives_values = bool(implemented)
+        """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
     def open_run(self, run: RunInfo) -> dict[str, str]:
         facts: dict[str, str] = {}

@@ -2,8 +2,8 @@
 
 ``normalise`` runs inside ``track_this`` and so is on the hot path: exact built-in types are checked
 first and returned as they are. It turns pydantic models into dicts (by alias, JSON mode), tuples
-into lists, numbers of other libraries (numpy scalars) into int or float, and rejects everything that
-cannot be stored as JSON, naming the key.
+into lists, numbers of other libraries (numpy scalars) into int or float, and rejects everything
+that cannot be stored as JSON, naming the key.
 
 ``flatten`` runs on the delivery side: nested dicts become dotted keys (``eggs.ham``).
 """

@@ -65,11 +65,7 @@ class _Recorder:
 
     def metric_records(self) -> list[MetricRecord]:
         with self._lock:
-            return [
-                record
-                for call in self.calls
-                for record in call.kwargs.get("metrics", [])
-            ] + [
+            return [record for call in self.calls for record in call.kwargs.get("metrics", [])] + [
                 MetricRecord(c.kwargs["key"], c.kwargs["value"], c.kwargs["step"], 0.0)
                 for c in self.calls
                 if c.name == "trackhook_log_metric"
@@ -77,11 +73,7 @@ class _Recorder:
 
     def param_records(self) -> list[ParamRecord]:
         with self._lock:
-            return [
-                record
-                for call in self.calls
-                for record in call.kwargs.get("params", [])
-            ] + [
+            return [record for call in self.calls for record in call.kwargs.get("params", [])] + [
                 ParamRecord(c.kwargs["key"], c.kwargs["value"], c.kwargs["step"], 0.0)
                 for c in self.calls
                 if c.name == "trackhook_log_param"
@@ -128,9 +120,7 @@ def _yielding(value: Any) -> Iterator[Any]:
 
 
 @contextmanager
-def recording(
-    tracker: _Recorder | None = None, name: str = "recording"
-) -> Iterator[Any]:
+def recording(tracker: _Recorder | None = None, name: str = "recording") -> Iterator[Any]:
     """Make the tracker type ``name`` build ``tracker`` (a new ``RecordingTracker`` by default).
 
     Use it with a configuration that names the type: ``{"experiment_tracker": {"type": name}}``.

@@ -13,7 +13,9 @@ __all__ = ["trackhook_recorder"]
 
 
 @pytest.fixture
-def trackhook_recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTracker]:
+def trackhook_recorder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RecordingTracker]:
     """Route the test's tracking to a fresh ``RecordingTracker``, with a run log store in tmp.
 
     Runs opened without an explicit ``config=`` (``start_run()``, or ``track_this`` outside a run)

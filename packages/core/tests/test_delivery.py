@@ -205,23 +205,36 @@ def test_a_python_child_process_joins_the_run_through_the_environment(tmp_path: 
 
 def test_a_slow_tracker_does_not_make_memory_grow_with_the_values() -> None:
     """Values wait in the spool, not in memory: what delivery holds does not grow with them."""
+    gate, batches = threading.Event(), threading.Semaphore(0)
 
     class Slow(RecordingTracker):
         @trackhook.hookimpl
+        def trackhook_open_run(self, run: object) -> None:
+            gate.wait(30)  # every value is spooled before delivery starts
+
+        @trackhook.hookimpl
         def trackhook_log_batch(self, run: object, metrics: object, params: object) -> None:
+            batches.release()
             time.sleep(0.2)
 
     def peak_while_tracking(config: dict[str, object], values: int) -> int:
+        gate.clear()
         tracemalloc.start()
         with trackhook.start_run(config=config):
             for step in range(values):
                 trackhook.track_this(step=step, loss=0.5)
+            gate.set()
+            if config:  # the slow tracker is busy with its second batch: a chunk is in memory
+                assert batches.acquire(timeout=30)
+                assert batches.acquire(timeout=30)
             _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return peak
 
     with registered("slow", Slow):
         slow = recording_config("slow", flush_timeout=0.0)
+        peak_while_tracking(slow, 3_000), peak_while_tracking({}, 3_000)  # imports, caches: once
         held_small = peak_while_tracking(slow, 5_000) - peak_while_tracking({}, 5_000)
         held_large = peak_while_tracking(slow, 15_000) - peak_while_tracking({}, 15_000)
+    assert held_small > 0
     assert held_large < held_small + 500_000, (held_small, held_large)

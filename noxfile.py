@@ -54,7 +54,8 @@ def tests_wandb(session: nox.Session) -> None:
 def tests_cross(session: nox.Session) -> None:
     """The plugin contract across packages, and the example third-party plugin."""
     session.install(f"{CORE}[test]", "./packages/tracker-mlflow", "./packages/tracker-wandb")
-    _pytest(session, "tests")
+    example_tests = [path for path in ["examples/trackhook-jsonl/tests"] if (ROOT / path).is_dir()]
+    _pytest(session, "tests", *example_tests)
 
 
 @nox.session

@@ -60,3 +60,15 @@ def test_the_console_script_reports_errors_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("trackhook: error:")
     assert "Traceback" not in result.stderr
     assert "nosuch" in result.stderr
+
+
+def test_every_first_party_package_comes_from_the_checkout_not_an_index() -> None:
+    from importlib.metadata import distribution
+
+    root = Path(__file__).parent.parent.resolve()
+    for name in ("trackhook", "trackhook-mlflow", "trackhook-wandb"):
+        direct_url = distribution(name).read_text("direct_url.json")
+        assert direct_url is not None, f"{name} was installed from an index"
+        url = json.loads(direct_url)["url"]
+        assert url.startswith("file://"), url
+        assert Path(url.removeprefix("file://")).resolve().is_relative_to(root), url

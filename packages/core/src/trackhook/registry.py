@@ -8,18 +8,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from trackhook._builtin import DoNothingTracker
 from trackhook.errors import TrackerLoadError, UnknownTrackerError
 
-__all__ = ["ENTRY_POINT_GROUP", "TrackerFactory", "installed_trackers", "load_tracker_class"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FoundTracker",
+    "TrackerFactory",
+    "installed_trackers",
+    "load_tracker_class",
+    "registered",
+]
 
 ENTRY_POINT_GROUP = "trackhook.trackers"
 
 TrackerFactory = Callable[..., Any]
 """A tracker class (or, in tests, any callable taking the validated config)."""
+
+
+
+@dataclass(frozen=True)
+class FoundTracker:
+    """A tracker class and the distribution that provides it (for error messages)."""
+
+    factory: TrackerFactory
+    distribution: str
+
 
 _BUILTINS: dict[str, TrackerFactory] = {"do-nothing": DoNothingTracker}
 _overrides: dict[str, TrackerFactory] = {}
@@ -34,12 +52,12 @@ def installed_trackers() -> list[str]:
     return sorted({*_BUILTINS, *_overrides, *_entry_points()})
 
 
-def load_tracker_class(tracker_type: str, source: str) -> TrackerFactory:
+def load_tracker_class(tracker_type: str, source: str) -> FoundTracker:
     """Import the tracker class named ``tracker_type``, or raise a helpful error."""
     if tracker_type in _overrides:
-        return _overrides[tracker_type]
+        return FoundTracker(_overrides[tracker_type], "(registered in code)")
     if tracker_type in _BUILTINS:
-        return _BUILTINS[tracker_type]
+        return FoundTracker(_BUILTINS[tracker_type], "trackhook")
     point = _entry_points().get(tracker_type)
     if point is None:
         raise UnknownTrackerError(tracker_type, installed_trackers(), source)
@@ -56,7 +74,7 @@ def load_tracker_class(tracker_type: str, source: str) -> TrackerFactory:
         raise TrackerLoadError(
             tracker_type, distribution, f"the entry point {point.value!r} is not a class"
         )
-    return loaded
+    return FoundTracker(loaded, distribution)
 
 
 @contextmanager

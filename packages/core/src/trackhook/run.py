@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,8 +120,6 @@ class Run:
 
     def client_context_of(self, name: str | None) -> Any:
         """The native client context of tracker ``name`` (or of the only real tracker)."""
-        from contextlib import nullcontext
-
         workers = [w for w in self._workers if w.tracker.settings.type != "do-nothing"]
         if name is not None:
             workers = [w for w in self._workers if w.tracker.name == name]

@@ -95,9 +95,9 @@ def build_trackers(
     manager.add_hookspecs(hookspecs)
     built: list[tuple[TrackerSettings, object, dict[str, Any], str]] = []
     for item in loaded.config.trackers if settings is None else settings:
-        factory = load_tracker_class(item.type, loaded.source)
-        instance, recorded = _instantiate(factory, item, loaded.source)
-        distribution = _distribution_of(factory)
+        found = load_tracker_class(item.type, loaded.source)
+        instance, recorded = _instantiate(found.factory, item, loaded.source)
+        distribution = found.distribution
         try:
             manager.register(instance, name=item.display_name)
         except pluggy.PluginValidationError as error:
@@ -140,12 +140,3 @@ def _instantiate(
         raise ConfigError(f"{where}: {describe_validation_error(error)}") from None
     recorded = redact(config.model_dump(mode="json", by_alias=False))
     return factory(config), recorded
-
-
-def _distribution_of(factory: TrackerFactory) -> str:
-    module = getattr(factory, "__module__", "") or ""
-    from importlib.metadata import packages_distributions
-
-    top = module.split(".")[0]
-    names = packages_distributions().get(top, [])
-    return names[0] if names else top or "(unknown distribution)"

@@ -30,7 +30,6 @@ TrackerFactory = Callable[..., Any]
 """A tracker class (or, in tests, any callable taking the validated config)."""
 
 
-
 @dataclass(frozen=True)
 class FoundTracker:
     """A tracker class and the distribution that provides it (for error messages)."""

@@ -7,6 +7,9 @@
     def test_training_tracks_the_loss(trackhook_recorder):
         train(epochs=2)                        # calls trackhook.track_this(step=..., loss=...)
         assert trackhook_recorder.metrics("loss") == {0: 0.9, 1: 0.5}
+
+A plugin author checks a tracker against everything trackhook promises with the conformance suite,
+``trackhook.testing.conformance.TrackerConformance`` (a base class of pytest tests).
 """
 
 from __future__ import annotations

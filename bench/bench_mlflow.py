@@ -1,0 +1,206 @@
+"""Benchmark: 2,000 values into MLflow, directly and through trackhook.
+
+Run it in an environment with the core, trackhook-mlflow and the full ``mlflow`` package (the
+``bench`` nox session builds one): ``nox -s bench``, or ``python bench/bench_mlflow.py``.
+
+For a real ``mlflow server`` on 127.0.0.1 and for a sqlite store, it measures:
+
+(a) direct ``mlflow.log_metric`` calls, one request per value;
+(b) trackhook: ``track_this`` in a loop inside ``start_run``. Caller-side time is the loop;
+    end-to-end time runs until the ``with`` block has exited, i.e. every value is stored in MLflow
+    and the run is closed;
+(c) ``MlflowClient.log_batch``, one call per 1,000 values (MLflow's per-request limit).
+
+(a) and (c) are synchronous, so their caller-side and end-to-end times are the same. Every variant
+reads its values back to check that all 2,000 are stored. Nothing here leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+import trackhook
+
+VALUES = 2000
+BATCH = 1000
+KEY = "loss"
+
+
+@dataclass
+class Timing:
+    caller: float
+    end_to_end: float
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--values", type=int, default=VALUES)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="trackhook-bench-") as folder:
+        root = Path(folder)
+        os.chdir(root)  # run log store and sqlite artifacts stay in the temporary folder
+        server = _start_server(root / "server")
+        try:
+            stores = {
+                "mlflow server": server[1],
+                "sqlite store": f"sqlite:///{root / 'bench.db'}",
+            }
+            print(f"{arguments.values} values per variant; mlflow {mlflow.__version__}\n")
+            for name, uri in stores.items():
+                _bench_store(name, uri, arguments.values)
+        finally:
+            _stop_server(server[0])
+    return 0
+
+
+def _bench_store(name: str, uri: str, values: int) -> None:
+    client = MlflowClient(uri)
+    client.search_experiments()  # build MLflow's store (and its sqlite tables) before timing
+    timings = {
+        "(a) mlflow.log_metric": _direct(uri, client, values),
+        "(b) trackhook": _trackhook(uri, client, values),
+        "(c) MlflowClient.log_batch": _batched(client, values),
+    }
+    print(f"== {name} ({uri.split('://')[0]})")
+    print(f"{'variant':<30}{'caller-side':>14}{'end-to-end':>14}")
+    for variant, timing in timings.items():
+        print(f"{variant:<30}{timing.caller:>13.4f}s{timing.end_to_end:>13.4f}s")
+    a, b, c = timings.values()
+    print(f"caller-side  (b)/(a) = {b.caller / a.caller:.5f}  ({a.caller / b.caller:,.0f}x faster)")
+    print(f"end-to-end   (b)/(a) = {b.end_to_end / a.end_to_end:.3f}")
+    print(f"end-to-end   (b)/(c) = {b.end_to_end / c.end_to_end:.3f}\n")
+
+
+def _direct(uri: str, client: MlflowClient, values: int) -> Timing:
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("bench-direct")
+    with mlflow.start_run() as run:
+        started = time.perf_counter()
+        for step in range(values):
+            mlflow.log_metric(KEY, float(step), step=step)
+        elapsed = time.perf_counter() - started
+    mlflow.set_tracking_uri(None)
+    _check(client, run.info.run_id, values)
+    return Timing(elapsed, elapsed)
+
+
+def _trackhook(uri: str, client: MlflowClient, values: int) -> Timing:
+    run_id = f"bench-{time.time_ns()}"
+    config = {"experiment_tracker": {"type": "mlflow", "config": {"tracking_uri": uri}}}
+    with trackhook.start_run(run_id, "bench-trackhook", config=config):
+        started = time.perf_counter()
+        for step in range(values):
+            trackhook.track_this(step=step, loss=float(step))
+        caller = time.perf_counter() - started
+    end_to_end = time.perf_counter() - started
+    experiment = client.get_experiment_by_name("bench-trackhook")
+    assert experiment is not None
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{run_id}'"
+    )
+    _check(client, run.info.run_id, values)
+    return Timing(caller, end_to_end)
+
+
+def _batched(client: MlflowClient, values: int) -> Timing:
+    experiment = client.get_experiment_by_name("bench-batch")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("bench-batch")
+    )
+    run = client.create_run(experiment_id)
+    started = time.perf_counter()
+    for first in range(0, values, BATCH):
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(KEY, float(step), now, step) for step in range(first, min(first + BATCH, values))
+        ]
+        client.log_batch(run.info.run_id, metrics=metrics, synchronous=True)
+    elapsed = time.perf_counter() - started
+    client.set_terminated(run.info.run_id)
+    _check(client, run.info.run_id, values)
+    return Timing(elapsed, elapsed)
+
+
+def _check(client: MlflowClient, mlflow_run_id: str, values: int) -> None:
+    stored = len(client.get_metric_history(mlflow_run_id, KEY))
+    if stored != values:
+        raise SystemExit(f"only {stored} of {values} values are stored in run {mlflow_run_id}")
+
+
+def _start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    folder.mkdir(parents=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--default-artifact-root",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # `mlflow server` runs uvicorn as a child: stop the whole group
+    )
+    _wait(lambda: _healthy(url), process, folder / "server.log")
+    return process, url
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _wait(ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_server(process)
+            raise SystemExit(f"mlflow server did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.25)
+
+
+def _stop_server(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

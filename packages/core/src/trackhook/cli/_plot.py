@@ -1,0 +1,69 @@
+"""``trackhook plot RUN_ID [KEY ...] --out FILE.png``: metric curves against their steps."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from trackhook.cli._errors import CommandError
+from trackhook.cli._runlogs import find_run, store_of
+
+__all__ = ["plot_command", "plot_metrics"]
+
+INSTALL_HINT = "pip install 'trackhook[plot]'"
+
+
+def plot_command(arguments: argparse.Namespace) -> int:
+    run = find_run(store_of(arguments.config), arguments.run_id)
+    metrics = run.metrics
+    if not metrics:
+        raise CommandError(
+            f"run {run.run_id!r} has no metrics to plot",
+            "a metric is a key whose every value is a number; `trackhook show` lists the values",
+        )
+    keys = list(arguments.keys) or list(metrics)
+    unknown = [key for key in keys if key not in metrics]
+    if unknown:
+        raise CommandError(
+            f"run {run.run_id!r} has no metric {', '.join(map(repr, unknown))}",
+            f"its metrics are: {', '.join(metrics)}",
+        )
+    out = Path(arguments.out or f"{run.run_id}.png")
+    plot_metrics(run.run_id, {key: metrics[key] for key in keys}, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def plot_metrics(title: str, metrics: dict[str, dict[int, float]], out: Path) -> None:
+    """One panel per metric, sharing the step axis, written as a PNG to ``out``."""
+    pyplot = _pyplot()
+    rows = len(metrics)
+    figure, axes = pyplot.subplots(
+        rows, 1, sharex=True, squeeze=False, figsize=(8, 1.2 + 2.2 * rows), layout="constrained"
+    )
+    for axis, (key, steps) in zip(axes[:, 0], metrics.items(), strict=True):
+        xs = sorted(steps)
+        ys = [steps[step] if math.isfinite(steps[step]) else math.nan for step in xs]
+        axis.plot(xs, ys, marker="o" if len(xs) < 30 else None, linewidth=1.5)
+        axis.set_ylabel(key)
+        axis.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    figure.suptitle(title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png", dpi=100)
+    pyplot.close(figure)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise CommandError(
+            "`trackhook plot` needs matplotlib, which is not installed", f"{INSTALL_HINT}"
+        ) from None
+    matplotlib.use("Agg")  # files only: no display needed, none opened
+    import matplotlib.pyplot as pyplot
+
+    return pyplot

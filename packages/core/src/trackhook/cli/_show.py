@@ -1,0 +1,183 @@
+"""``trackhook runs`` and ``trackhook show``: the run log store, for people."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from trackhook.cli._output import Output, fits_unicode
+from trackhook.cli._runlogs import RunView, find_run, load_runs, store_of
+
+__all__ = ["format_duration", "runs_command", "show_command", "sparkline"]
+
+BARS = "▁▂▃▄▅▆▇█"
+_ASCII_BARS = "_.-:=+*#"
+SPARKLINE_WIDTH = 40
+_MAX_CELL = 60
+
+
+def runs_command(arguments: argparse.Namespace) -> int:
+    runs = load_runs(store_of(arguments.config))
+    if arguments.limit is not None:
+        runs = runs[: max(arguments.limit, 0)]
+    out = Output(plain=arguments.plain)
+    if not runs:
+        out.line("no runs in the run log store; `trackhook run -- COMMAND` makes one")
+        return 0
+    columns = ["run id", "tag", "status", "start", "duration", "trackers", "values", "undelivered"]
+    rows = [
+        [
+            run.run_id,
+            run.tag or "-",
+            run.status,
+            _local(run.started),
+            format_duration(run.duration),
+            ",".join(str(item.get("name")) for item in run.trackers) or "-",
+            str(run.value_count),
+            str(run.undelivered),
+        ]
+        for run in runs
+    ]
+    out.table(columns, rows, right=["duration", "values", "undelivered"])
+    return 0
+
+
+def show_command(arguments: argparse.Namespace) -> int:
+    run = find_run(store_of(arguments.config), arguments.run_id)
+    if arguments.json:
+        print(json.dumps(run.document, indent=4))
+        return 0
+    show_run(run, Output(plain=arguments.plain))
+    return 0
+
+
+def show_run(run: RunView, out: Output) -> None:
+    out.heading(f"run {run.run_id}")
+    out.line(
+        f"tag {run.tag or '-'}   status {run.status}   started {_local(run.started)}   "
+        f"duration {format_duration(run.duration)}"
+    )
+    out.line(f"run log {run.path}")
+    for item in run.trackers:
+        delivery = item.get("delivery") or {}
+        line = (
+            f"tracker {item.get('name')} ({item.get('type')}): "
+            f"{delivery.get('delivered', 0)} delivered, "
+            f"{delivery.get('undelivered', 0)} undelivered"
+        )
+        if delivery.get("last_error"):
+            line += f", last error: {delivery['last_error']}"
+        out.line(line)
+    params, metrics = run.params, run.metrics
+    if not params and not metrics:
+        out.line()
+        out.line("no values tracked")
+        return
+    if params:
+        out.line()
+        rows = [[key, _steps(steps), _cell(steps[max(steps)])] for key, steps in params.items()]
+        out.table(["parameter", "step", "value"], rows, title="Parameters")
+    if metrics:
+        out.line()
+        unicode = fits_unicode(BARS)
+        rows = [
+            [
+                key,
+                _steps(steps),
+                _number(steps[max(steps)]),
+                _number(_finite_min(steps.values())),
+                _number(_finite_max(steps.values())),
+                sparkline([steps[step] for step in sorted(steps)], unicode=unicode),
+            ]
+            for key, steps in metrics.items()
+        ]
+        out.table(
+            ["metric", "steps", "last", "min", "max", "trend"],
+            rows,
+            right=["last", "min", "max"],
+            title="Metrics",
+        )
+
+
+def sparkline(
+    values: Sequence[float], width: int = SPARKLINE_WIDTH, *, unicode: bool = True
+) -> str:
+    """The values in order as bars ``▁``..``█`` scaled from min to max, at most ``width`` wide.
+
+    Longer series are averaged into ``width`` buckets; NaN and infinities are drawn as a space.
+    """
+    bars = BARS if unicode else _ASCII_BARS
+    if len(values) > width:
+        values = [
+            _mean(values[i * len(values) // width : (i + 1) * len(values) // width])
+            for i in range(width)
+        ]
+    finite = [value for value in values if math.isfinite(value)]
+    if not finite:
+        return " " * len(values)
+    low, high = min(finite), max(finite)
+    span = high - low
+    marks = []
+    for value in values:
+        if not math.isfinite(value):
+            marks.append(" ")
+        elif span == 0:
+            marks.append(bars[len(bars) // 2 - 1])
+        else:
+            marks.append(bars[min(int((value - low) / span * len(bars)), len(bars) - 1)])
+    return "".join(marks)
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _finite_min(values: Any) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return min(finite) if finite else math.nan
+
+
+def _finite_max(values: Any) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return max(finite) if finite else math.nan
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def _steps(steps: dict[int, Any]) -> str:
+    if len(steps) == 1:
+        return str(next(iter(steps)))
+    return f"{min(steps)}..{max(steps)} ({len(steps)})"
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 3] + "..."
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

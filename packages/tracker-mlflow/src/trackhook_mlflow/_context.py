@@ -1,0 +1,48 @@
+"""The client context: MLflow's fluent API pointed at the trackhook run, then put back as it was.
+
+Inside the context, ``mlflow.active_run()`` is the trackhook run and the global tracking URI is the
+tracker's, so ``mlflow.log_param`` or ``mlflow.log_artifact`` land in that run. On leaving, the
+caller's global tracking URI, its ``MLFLOW_TRACKING_URI`` variable and the thread's stack of active
+runs are restored exactly: a run the user had started is active again, and none is ended.
+
+``mlflow.start_run(run_id=...)`` is not used, because leaving it ends the run (FINISHED) and it
+refuses to start while the user has a run of their own active.
+
+This module imports MLflow; the tracker imports it only when a context is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+from mlflow.environment_variables import MLFLOW_TRACKING_URI
+from mlflow.tracking import fluent
+from mlflow.tracking._tracking_service import utils as tracking_utils
+
+__all__ = ["active_run_context"]
+
+
+@contextmanager
+def active_run_context(
+    client: mlflow.MlflowClient, mlflow_run_id: str
+) -> Iterator[mlflow.ActiveRun]:
+    """Make the run ``mlflow_run_id`` of ``client``'s store the active MLflow run for a block."""
+    saved_uri = tracking_utils._tracking_uri
+    saved_env = os.environ.get(MLFLOW_TRACKING_URI.name)
+    stack = fluent._active_run_stack.get()
+    saved_stack = list(stack)
+    try:
+        active = mlflow.ActiveRun(client.get_run(mlflow_run_id))
+        mlflow.set_tracking_uri(client.tracking_uri)
+        stack.append(active)
+        yield active
+    finally:
+        stack[:] = saved_stack
+        mlflow.set_tracking_uri(saved_uri)
+        if saved_env is None:
+            os.environ.pop(MLFLOW_TRACKING_URI.name, None)
+        else:
+            os.environ[MLFLOW_TRACKING_URI.name] = saved_env

@@ -1,0 +1,277 @@
+"""``MlflowTracker``: the hooks that turn trackhook's records into MLflow experiments and runs.
+
+The core has already made every key storable, formatted parameter keys as ``<key>_<step>``,
+truncated long parameters and cut batches to MLflow's request limits (all from ``LIMITS``); what
+is left here is MLflow itself: finding or creating the experiment and the run, one ``log_batch``
+request per batch, the long and the changed parameters, and the run's status.
+
+MLflow is imported inside the hooks, on the delivery thread, so that ``import trackhook_mlflow``
+stays cheap and a user's ``track_this`` never waits for it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from trackhook import (
+    MetricRecord,
+    ParamRecord,
+    RunInfo,
+    Status,
+    TighterLimitsRequired,
+    TrackerLimits,
+    TrackhookError,
+    TrackhookWarning,
+    hookimpl,
+)
+from trackhook_mlflow._uri import redact_uri
+from trackhook_mlflow.config import MlflowConfig
+
+if TYPE_CHECKING:
+    from mlflow import ActiveRun, MlflowClient
+
+__all__ = [
+    "LATEST_TAG_PREFIX",
+    "LIMITS",
+    "LONG_PARAM_FOLDER",
+    "RUN_ID_TAG",
+    "MlflowTracker",
+    "MlflowTrackerError",
+]
+
+LIMITS = TrackerLimits(
+    # mlflow.utils.validation: names match ^[/\w.\- ]*$ (":" is refused on Windows servers, so it
+    # is left out here), keys and param values are bounded by MAX_ENTITY_KEY_LENGTH and
+    # MAX_PARAM_VAL_LENGTH (6000 since MLflow 2.8; older servers say 500 and are handled by
+    # TighterLimitsRequired), batches by MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH and
+    # MAX_ENTITIES_PER_BATCH.
+    key_chars=r"[/\w.\- ]",
+    max_key_length=250,
+    max_param_length=6000,
+    param_key="{key}_{step}",
+    max_metrics_per_batch=1000,
+    max_params_per_batch=100,
+    max_values_per_batch=1000,
+)
+
+RUN_ID_TAG = "trackhook.run_id"
+"""The run tag holding the trackhook run_id: how a run_id finds its MLflow run again."""
+
+LATEST_TAG_PREFIX = "trackhook.latest."
+"""Prefix of the run tag holding a param's latest value when it was tracked again, changed."""
+
+LONG_PARAM_FOLDER = "trackhook/params"
+"""Artifact folder of the full text of truncated params: ``<folder>/<param key>.txt``."""
+
+_RUN_STATUS: dict[str, str] = {"SUCCESS": "FINISHED", "FAIL": "FAILED"}
+_PARAM_TOO_LONG = re.compile(r"param.*value.*length (?:limit )?of (\d+)", re.IGNORECASE | re.DOTALL)
+_CHANGED_PARAM = "Changing param values is not allowed"
+
+
+class MlflowTrackerError(TrackhookError):
+    """MLflow holds something that stops this tracker (for example a deleted experiment)."""
+
+
+@dataclass
+class _OpenRun:
+    """What the tracker knows about one open MLflow run."""
+
+    client: MlflowClient
+    mlflow_run_id: str
+    experiment_id: str
+    params: dict[str, str] = field(default_factory=dict)
+    """Param values already in MLflow: MLflow refuses to change them, so they are checked first."""
+    changed: set[str] = field(default_factory=set)
+    """Params of which this process has set a latest-value tag (and warned about)."""
+
+
+class MlflowTracker:
+    """Sends trackhook values to MLflow: the tag names the experiment, the run_id the run."""
+
+    config_model = MlflowConfig
+    limits = LIMITS
+
+    def __init__(self, config: MlflowConfig) -> None:
+        self.config = config
+        self._runs: dict[str, _OpenRun] = {}
+        # The delivery thread opens runs; the user's thread may ask for a client context first.
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def trackhook_open_run(self, run: RunInfo) -> Mapping[str, str]:
+        with self._lock:
+            state = self._open(run)
+        return {
+            "mlflow_run_id": state.mlflow_run_id,
+            "experiment_id": state.experiment_id,
+            "experiment_name": self._experiment_name(run),
+            "tracking_uri": redact_uri(state.client.tracking_uri),
+        }
+
+    @hookimpl
+    def trackhook_log_batch(
+        self, run: RunInfo, metrics: Sequence[MetricRecord], params: Sequence[ParamRecord]
+    ) -> None:
+        from mlflow.entities import Metric
+        from mlflow.exceptions import MlflowException
+
+        state = self._state(run)
+        entities = [
+            Metric(record.key, float(record.value), int(record.timestamp * 1000), record.step)
+            for record in metrics
+        ]
+        try:
+            self._send(state, entities, params)
+        except MlflowException as error:
+            if _CHANGED_PARAM not in error.message:
+                demand = _tighter_limits(error)
+                if demand is None:
+                    raise
+                raise demand from error
+            # Another process of this run logged one of these params first: learn its value.
+            state.params = dict(state.client.get_run(state.mlflow_run_id).data.params)
+            self._send(state, entities, params)
+
+    @hookimpl
+    def trackhook_close_run(self, run: RunInfo, status: Status) -> None:
+        state = self._state(run)
+        state.client.set_terminated(state.mlflow_run_id, _RUN_STATUS[status])
+        with self._lock:
+            self._runs.pop(run.run_id, None)
+
+    @hookimpl
+    def trackhook_client_context(self, run: RunInfo) -> AbstractContextManager[ActiveRun]:
+        return self._client_context(run)
+
+    @contextmanager
+    def _client_context(self, run: RunInfo) -> Iterator[ActiveRun]:
+        from trackhook_mlflow._context import active_run_context
+
+        state = self._state(run)
+        with active_run_context(state.client, state.mlflow_run_id) as active:
+            yield active
+
+    def _state(self, run: RunInfo) -> _OpenRun:
+        with self._lock:
+            state = self._runs.get(run.run_id)
+            return state if state is not None else self._open(run)
+
+    def _experiment_name(self, run: RunInfo) -> str:
+        return run.tag or self.config.default_experiment
+
+    def _open(self, run: RunInfo) -> _OpenRun:
+        """Find the MLflow run of ``run.run_id`` (by its tag) and continue it, or create it."""
+        import mlflow
+        from mlflow.entities import RunStatus, RunTag
+
+        from trackhook_mlflow._client import bounded_client
+
+        client = bounded_client(self.config.tracking_uri or mlflow.get_tracking_uri(), self.config)
+        experiment_id = _experiment_id(client, self._experiment_name(run))
+        quoted = run.run_id.replace("\\", "\\\\").replace("'", "\\'")
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{RUN_ID_TAG}` = '{quoted}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            existing = found[0]
+            client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            if self.config.tags:
+                tags = [RunTag(key, value) for key, value in self.config.tags.items()]
+                client.log_batch(existing.info.run_id, tags=tags, synchronous=True)
+            state = _OpenRun(
+                client, existing.info.run_id, experiment_id, dict(existing.data.params)
+            )
+        else:
+            created = client.create_run(
+                experiment_id,
+                start_time=int(run.started_at * 1000) if run.started_at else None,
+                tags={**self.config.tags, RUN_ID_TAG: run.run_id},
+                run_name=run.run_id,
+            )
+            state = _OpenRun(client, created.info.run_id, experiment_id)
+        self._runs[run.run_id] = state
+        return state
+
+    def _send(self, state: _OpenRun, metrics: list[Any], params: Sequence[ParamRecord]) -> None:
+        """One ``log_batch`` request, after the long params' full text is stored as artifacts."""
+        from mlflow.entities import Param, RunTag
+
+        new: dict[str, ParamRecord] = {}
+        latest: dict[str, ParamRecord] = {}
+        for record in params:
+            known = new[record.key].text if record.key in new else state.params.get(record.key)
+            if known is None:
+                new[record.key] = record
+            elif known != record.text or record.key in latest or record.key in state.changed:
+                latest[record.key] = record  # changed, or changed back: the tag follows
+        for key, record in [*new.items(), *latest.items()]:
+            if record.full_value is not None:
+                suffix = ".txt" if key in new else ".latest.txt"
+                state.client.log_text(
+                    state.mlflow_run_id, record.full_value, f"{LONG_PARAM_FOLDER}/{key}{suffix}"
+                )
+        tags = [
+            RunTag(LIMITS.storable_key(LATEST_TAG_PREFIX + key), record.text)
+            for key, record in latest.items()
+        ]
+        state.client.log_batch(
+            state.mlflow_run_id,
+            metrics=metrics,
+            params=[Param(key, record.text) for key, record in new.items()],
+            tags=tags,
+            synchronous=True,
+        )
+        state.params.update({key: record.text for key, record in new.items()})
+        for key in latest.keys() - state.changed:
+            state.changed.add(key)
+            warnings.warn(
+                f"trackhook: MLflow cannot change the param {key!r} of run "
+                f"{state.mlflow_run_id}: it keeps its first value {state.params[key]!r}; the "
+                f"latest value is in the run tag {LIMITS.storable_key(LATEST_TAG_PREFIX + key)!r} "
+                "(and in the trackhook run log)",
+                TrackhookWarning,
+                stacklevel=2,
+            )
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of the experiment ``name``, created if missing (another process may win the race)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return str(client.create_experiment(name))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+    if experiment is None or experiment.lifecycle_stage == "deleted":
+        raise MlflowTrackerError(
+            f"the MLflow experiment {name!r} is deleted: restore it "
+            "(`mlflow experiments restore --experiment-id <id>`), delete it for good "
+            "(`mlflow gc`), or track with another tag"
+        )
+    return str(experiment.experiment_id)
+
+
+def _tighter_limits(error: Exception) -> TighterLimitsRequired | None:
+    """A server that refuses a param shorter than the declared limit asks for a lower one."""
+    match = _PARAM_TOO_LONG.search(str(error))
+    if match is None:
+        return None
+    limit = int(match.group(1))
+    if LIMITS.max_param_length is not None and limit >= LIMITS.max_param_length:
+        return None
+    return TighterLimitsRequired(
+        f"the MLflow server refused a param value: {error}", max_param_length=limit
+    )

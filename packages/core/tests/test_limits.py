@@ -114,3 +114,44 @@ def test_a_server_rejecting_a_long_value_gets_it_truncated_to_its_real_limit() -
     (param,) = tracker.param_records()
     assert len(param.value) <= 20
     assert param.full_value == "z" * 40
+
+
+PATHS = TrackerLimits(key_chars=r"[/\w.\- ]", path_keys=True)
+
+
+@pytest.mark.parametrize("key", ["a//b", "a/", "/a", "./a", "a/../b"])
+def test_a_key_that_is_not_a_normal_path_is_renamed_without_slashes(key: str) -> None:
+    renamed = PATHS.storable_key(key)
+    assert "/" not in renamed
+    assert renamed != PATHS.storable_key(key + "x")
+
+
+def test_a_normal_path_key_is_kept() -> None:
+    assert PATHS.storable_key("train/loss") == "train/loss"
+
+
+def test_a_reserved_key_is_renamed_and_others_are_kept() -> None:
+    limits = TrackerLimits(reserved_keys=frozenset({"_step"}))
+    assert limits.storable_key("_step").startswith("_step_")
+    assert limits.storable_key("step") == "step"
+
+
+def test_values_are_sent_in_full_batches_whatever_the_spool_chunks() -> None:
+    import threading
+
+    gate = threading.Event()
+
+    class Capped(RecordingTracker):
+        limits = TrackerLimits(max_values_per_batch=1000)
+
+        @trackhook.hookimpl
+        def trackhook_open_run(self, run: Any) -> None:
+            gate.wait(30)  # every value is spooled before the first batch is read
+
+    tracker = Capped()
+    with recording(tracker), trackhook.start_run(config=recording_config()):
+        for step in range(2000):
+            trackhook.track_this(step=step, loss=0.5)
+        gate.set()
+    sizes = [len(c.kwargs["metrics"]) for c in tracker.calls if c.name == "trackhook_log_batch"]
+    assert sizes == [1000, 1000]

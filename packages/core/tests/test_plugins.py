@@ -202,3 +202,23 @@ def test_warnings_do_not_mention_credentials() -> None:
     assert caught
     assert all("pa55word" not in str(w.message) for w in caught)
     assert "pa55word" not in run.run_log_path.read_text()
+
+
+def test_values_of_a_tracker_that_never_opened_are_reported_undelivered() -> None:
+    import json
+
+    with warnings.catch_warnings(record=True) as caught, registered("exploding", Exploding):
+        warnings.simplefilter("always")
+        with trackhook.start_run(config=recording_config("exploding", flush_timeout=0.2)) as run:
+            for step in range(300):
+                trackhook.track_this(step=step, loss=1.0)
+    (report,) = json.loads(run.run_log_path.read_text())["experiment_trackers"]
+    assert report["delivery"]["undelivered"] == 300
+    assert any("could not deliver 300 values" in str(w.message) for w in caught)
+
+
+def test_secret_query_parameters_never_reach_the_run_log() -> None:
+    from trackhook.redaction import redact_text
+
+    redacted = redact_text("https://host/api?token=abc&run=1&api_key=zz")
+    assert redacted == "https://host/api?token=***&run=1&api_key=***"

@@ -71,6 +71,21 @@ def test_out_of_order_and_repeated_steps_all_arrive(
     assert arrived == sorted((step, float(index)) for index, step in enumerate(steps))
 
 
+def test_keys_wandb_writes_itself_are_renamed_not_overwritten(
+    tmp_path: Path, read_run: Read, run_id: str
+) -> None:
+    from trackhook_wandb import WandbTracker
+
+    renamed = WandbTracker.limits.storable_key("_step")
+    with pytest.warns(trackhook.TrackhookWarning, match="'_step'"):
+        with trackhook.start_run(run_id=run_id, tag="reserved", config=wandb_config(tmp_path)):
+            trackhook.track_this(step=1, **{"_step": 41.0, STEP_METRIC: 3.0})
+    logged = read_run(run_id)
+    assert renamed.startswith("_step_")
+    assert logged.values_of(renamed) == [(1, 41.0)]
+    assert logged.values_of(WandbTracker.limits.storable_key(STEP_METRIC)) == [(1, 3.0)]
+
+
 def test_nan_and_long_values_arrive(tmp_path: Path, read_run: Read, run_id: str) -> None:
     text = "long " * 20_000
     with trackhook.start_run(run_id=run_id, tag="values", config=wandb_config(tmp_path)):

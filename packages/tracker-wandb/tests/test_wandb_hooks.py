@@ -144,19 +144,6 @@ def test_nan_and_infinities_arrive(make_tracker: Make, read_run: Read, run_id: s
     assert (row["inf"], row["minf"]) == (math.inf, -math.inf)
 
 
-def test_keys_wandb_writes_itself_move_under_the_trackhook_prefix(
-    make_tracker: Make, read_run: Read, run_id: str
-) -> None:
-    run = RunInfo(run_id, "reserved")
-    values = [metric("_step", 41, 1), metric("_timestamp", 2, 1), metric(STEP_METRIC, 3, 1)]
-    deliver(make_tracker(), run, (values, []))
-    (row,) = read_run(run).history
-    assert row["trackhook/_step"] == 41
-    assert row["trackhook/_timestamp"] == 2
-    assert row["trackhook/trackhook/step"] == 3
-    assert row[STEP_METRIC] == 1
-
-
 def test_long_keys_and_values_arrive_whole(make_tracker: Make, read_run: Read, run_id: str) -> None:
     run = RunInfo(run_id, "long")
     key = "k" * 1000

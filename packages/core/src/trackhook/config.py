@@ -92,15 +92,23 @@ class TrackhookConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    experiment_tracker: TrackerSettings | None = None
-    experiment_trackers: list[TrackerSettings] | None = None
+    experiment_tracker: TrackerSettings | None = Field(
+        default=None, description="The one tracker to send values to."
+    )
+    experiment_trackers: list[TrackerSettings] | None = Field(
+        default=None, description="Several trackers, each receiving every value (fan-out)."
+    )
     run_log_store: str = Field(default=".run_log_store", description="Folder of the run logs.")
     ranks: Literal["zero", "all"] = Field(
         default="zero",
         description="In distributed training: 'zero' sends only rank 0's values to the trackers, "
         "'all' sends every rank's.",
     )
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings,
+        description="How values travel from the spool to the trackers: interval, flush_timeout, "
+        "max_backoff.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_trackers(self) -> TrackhookConfig:

@@ -145,6 +145,8 @@ class TrackerWorker(threading.Thread):
 
     def run(self) -> None:
         self._loop()
+        if self._own is not None:
+            self._own.flush()
         self.report.undelivered = self._undelivered()
         if self.report.undelivered and self.fatal is None:
             self._warn(
@@ -202,10 +204,12 @@ class TrackerWorker(threading.Thread):
         spool; the run's owner delivers their files too. A file is claimed with a lock for the
         time of its delivery, so ``trackhook sync`` or another owner never sends it twice.
         """
-        if self._open_eagerly:
-            self._ensure_open()
         if self._own is not None:
-            self._own.flush()
+            self._own.flush()  # before opening, which may fail: what is tracked is then on disk
+        if self._open_eagerly and not self.opened.is_set():
+            self._ensure_open()
+            if self._own is not None:
+                self._own.flush()
         receives = self.tracker.hooks.receives_values
         paths = self.store.spool_files(self.run_info.run_id) if receives else []
         if self._prepared is not None and self._prepared.path in paths:
@@ -247,29 +251,56 @@ class TrackerWorker(threading.Thread):
                     return
                 offset = pending.saved
         while not self._out_of_time():
-            entries = read_spool(path, offset, _READ_BYTES)
-            if not entries:
+            prepared = self._prepare_batch(path, offset)
+            if prepared is None:
                 return
-            self._prepared = self._prepare(path, entries, offset)
-            self._send(self._prepared)
+            self._prepared = prepared
+            self._send(prepared)
             if self._prepared is not None:
                 return
-            offset = entries[-1].end_offset
+            offset = prepared.line_offsets[-1]
 
     # -- making values fit the tracker ----------------------------------------------------------
 
     def _prepare(
         self, path: Path, entries: list[SpoolEntry], offset: int, sent: int = 0
     ) -> _Prepared:
-        prepared = _Prepared(path, entries, saved=offset, sent=sent)
+        """Records for ``entries`` that fit the tracker's current limits."""
+        prepared = _Prepared(path, [], saved=offset, sent=sent)
+        self._extend(prepared, entries, until=None)
+        return prepared
+
+    def _prepare_batch(self, path: Path, offset: int) -> _Prepared | None:
+        """Records for the spool lines from ``offset`` that fill one batch, or None if none.
+
+        Reading on until the batch is full, rather than stopping at the end of a chunk of the
+        spool, keeps requests full: a chunk rarely holds a whole number of batches.
+        """
+        until = self._batch_size()
+        prepared = _Prepared(path, [], saved=offset)
+        while len(prepared.records) < until:
+            entries = read_spool(path, offset, _READ_BYTES)
+            if not entries:
+                break
+            self._extend(prepared, entries, until)
+            offset = prepared.line_offsets[-1]
+        return prepared if prepared.entries else None
+
+    def _extend(self, prepared: _Prepared, entries: list[SpoolEntry], until: int | None) -> None:
+        """Add records for ``entries``, stopping at the first line end with ``until`` records."""
         limits = self._limits
         for entry in entries:
+            prepared.entries.append(entry)
             for top_key, top_value in entry.values.items():
                 for key, value in flatten(top_key, top_value):
                     prepared.records.append(self._record(limits, entry, key, value, prepared))
             prepared.line_counts.append(len(prepared.records))
             prepared.line_offsets.append(entry.end_offset)
-        return prepared
+            if until is not None and len(prepared.records) >= until:
+                return
+
+    def _batch_size(self) -> int:
+        return self._limits.max_values_per_batch or _DEFAULT_BATCH
 
     def _record(
         self, limits: TrackerLimits, entry: SpoolEntry, key: str, value: object, into: _Prepared
@@ -331,7 +362,7 @@ class TrackerWorker(threading.Thread):
 
     def _batch_end(self, records: list[MetricRecord | ParamRecord], start: int) -> int:
         limits = self._limits
-        most = limits.max_values_per_batch or _DEFAULT_BATCH
+        most = self._batch_size()
         most_metrics = limits.max_metrics_per_batch or most
         most_params = limits.max_params_per_batch or most
         metrics = params = 0

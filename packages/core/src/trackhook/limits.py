@@ -5,14 +5,14 @@ the same rules to every tracker, built-in or third-party, so that no adapter re-
 
 - **param keys**: ``param_key`` formats a parameter's key from its key and step
   (``"{key}_{step}"``).
-- **renaming**: a key with characters outside ``key_chars``, or longer than ``max_key_length``,
-  becomes ``<key with each forbidden character replaced by "_", shortened>_<8 hex digits of the
-  SHA-1 of the original key>``. The suffix depends on the original key, so two different keys never
-  become the same key, and a key that is already storable is never changed.
+- **renaming**: a key with characters outside ``key_chars``, longer than ``max_key_length``,
+  among ``reserved_keys``, or (with ``path_keys``) not a normal path, becomes ``<key with each
+  forbidden character (and for a bad path each "/") replaced by "_", shortened>_<8 hex digits of
+  the SHA-1 of the original key>``. The suffix depends on the original key, so two different keys
+  never become the same key, and a key that is already storable is never changed.
 - **truncation**: a parameter whose text is longer than ``max_param_length`` keeps its first
   characters followed by ``TRUNCATION_MARK`` (``...`` under very small limits); the whole text
-  travels in ``ParamRecord.full_value``
-  so the tracker can store it elsewhere.
+  travels in ``ParamRecord.full_value`` so the tracker can store it elsewhere.
 - **batches**: ``max_metrics_per_batch``, ``max_params_per_batch`` and ``max_values_per_batch``
   bound each ``trackhook_log_batch`` call.
 """
@@ -20,6 +20,7 @@ the same rules to every tracker, built-in or third-party, so that no adapter re-
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -45,6 +46,11 @@ class TrackerLimits:
     max_metrics_per_batch: int | None = None
     max_params_per_batch: int | None = None
     max_values_per_batch: int | None = None
+    reserved_keys: frozenset[str] = frozenset()
+    """Keys the tracker writes itself (W&B's ``_step``): a user's key of that name is renamed."""
+    path_keys: bool = False
+    """Keys are paths that must already be normal: no ``//``, no leading or trailing ``/``, no
+    ``.`` or ``..`` parts (MLflow). A key that is not is renamed, its ``/`` becoming ``_``."""
 
     @cached_property
     def _forbidden(self) -> re.Pattern[str] | None:
@@ -56,9 +62,17 @@ class TrackerLimits:
         """Return ``key`` unchanged if the tracker can store it, else its renamed form."""
         forbidden = self._forbidden
         too_long = self.max_key_length is not None and len(key) > self.max_key_length
-        if not too_long and (forbidden is None or not forbidden.search(key)):
+        bad_path = self.path_keys and not _is_normal_path(key)
+        if (
+            not too_long
+            and not bad_path
+            and key not in self.reserved_keys
+            and (forbidden is None or not forbidden.search(key))
+        ):
             return key
         clean = forbidden.sub("_", key) if forbidden is not None else key
+        if bad_path:
+            clean = clean.replace("/", "_")
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
         if self.max_key_length is not None:
             clean = clean[: max(self.max_key_length - _HASH_SUFFIX_LENGTH, 0)]
@@ -78,6 +92,10 @@ class TrackerLimits:
             name: min(value, getattr(self, name) or value) for name, value in changes.items()
         }
         return replace(self, **lowered)
+
+
+def _is_normal_path(key: str) -> bool:
+    return posixpath.normpath(key) == key and not key.startswith("/")
 
 
 class TighterLimitsRequired(Exception):

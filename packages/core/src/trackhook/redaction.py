@@ -10,11 +10,15 @@ __all__ = ["REDACTED", "redact", "redact_text"]
 REDACTED = "***"
 _SECRET_FIELD = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential|auth)", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
+_SECRET_QUERY = re.compile(
+    r"(?P<name>[?&;][^=&#\s]*(pass|secret|token|key|sig|auth|credential)[^=&#\s]*=)[^&#\s]*", re.I
+)
 
 
 def redact_text(text: str) -> str:
-    """Hide the user and password of every URL in ``text``."""
-    return _URL_USERINFO.sub(lambda match: f"{match['scheme']}{REDACTED}@", text)
+    """Hide the user and password of every URL in ``text``, and secret query parameters."""
+    text = _URL_USERINFO.sub(lambda match: f"{match['scheme']}{REDACTED}@", text)
+    return _SECRET_QUERY.sub(lambda match: f"{match['name']}{REDACTED}", text)
 
 
 def redact(value: Any, field: str = "") -> Any:

@@ -76,8 +76,23 @@ class Run:
         ]
         if owner:
             self._write_run_log()
+        self._stop_flushing = threading.Event()
+        if self._spool is not None and owner:
+            threading.Thread(
+                target=self._flush_spool_periodically, name="trackhook-spool", daemon=True
+            ).start()
         for worker in self._workers:
             worker.start()
+
+    def _flush_spool_periodically(self) -> None:
+        """Hand the spool to the OS every ``interval``, even while every tracker hangs in a hook.
+
+        This, not the delivery threads, is what bounds what a killed process can lose.
+        """
+        assert self._spool is not None
+        interval = self._loaded.config.delivery.interval
+        while not self._stop_flushing.wait(interval):
+            self._spool.flush()
 
     # -- the public face ---------------------------------------------------------------------------
 
@@ -157,6 +172,7 @@ class Run:
             worker.finish(status, timeout)
         for worker in self._workers:
             worker.join(timeout + 5)
+        self._stop_flushing.set()
         if self._spool is not None:
             self._spool.close()
         self.status = status

@@ -92,9 +92,9 @@ class SpoolEntry:
 class SpoolWriter:
     """Appends one JSON line per ``track_this`` call to this process's spool file.
 
-    Lines go to a buffer and reach the operating system on ``flush``, which each delivery thread
-    calls every pass (at least once a second): a process killed with SIGKILL loses only what it
-    tracked since the last pass. With ``write_through`` every line reaches the operating system at
+    Lines go to a buffer and reach the operating system on ``flush``, which the run calls every
+    delivery ``interval`` from a thread of its own: a process killed with SIGKILL loses only what
+    it tracked since then. With ``write_through`` every line reaches the operating system at
     once: processes that join another's run use it, because a ``multiprocessing`` pool ends its
     workers without running their exit handlers.
     """

@@ -58,6 +58,8 @@ LIMITS = TrackerLimits(
     max_metrics_per_batch=1000,
     max_params_per_batch=100,
     max_values_per_batch=1000,
+    # MLflow also refuses a key whose normalised path differs from it (a//b, a/, /a, ./a)
+    path_keys=True,
 )
 
 RUN_ID_TAG = "trackhook.run_id"

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from trackhook_wandb.__about__ import __version__
 from trackhook_wandb._config import WandbConfig
-from trackhook_wandb._mapping import STEP_METRIC, history_key, wandb_project, wandb_run_id
+from trackhook_wandb._mapping import RESERVED_KEYS, STEP_METRIC, wandb_project, wandb_run_id
 from trackhook_wandb._tracker import WandbRunNotOpenError, WandbTracker
 
 __all__ = [
+    "RESERVED_KEYS",
     "STEP_METRIC",
     "WandbConfig",
     "WandbRunNotOpenError",
     "WandbTracker",
     "__version__",
-    "history_key",
     "wandb_project",
     "wandb_run_id",
 ]

@@ -21,16 +21,16 @@ from collections.abc import Sequence
 
 from trackhook import MetricRecord, TrackerLimits
 
-__all__ = ["STEP_METRIC", "history_key", "history_rows", "wandb_project", "wandb_run_id"]
+__all__ = ["RESERVED_KEYS", "STEP_METRIC", "history_rows", "wandb_project", "wandb_run_id"]
 
 STEP_METRIC = "trackhook/step"
 
 _RUN_ID_RULE = TrackerLimits(key_chars=r"[A-Za-z0-9_.\-]", max_key_length=64)
 _PROJECT_RULE = TrackerLimits(key_chars=r"[^/\\#?%:]", max_key_length=128)
 # W&B writes these into every history row itself, and the adapter writes STEP_METRIC: a user's value
-# under one of these names would be overwritten, so it moves under the adapter's prefix instead.
-_RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", STEP_METRIC})
-_RESERVED_PREFIX = "trackhook/"
+# under one of these names would be overwritten. Declared in the tracker's limits, so the core
+# renames such a key by its one rule (and tells the user) before the adapter sees it.
+RESERVED_KEYS = frozenset({"_step", "_runtime", "_timestamp", STEP_METRIC})
 
 
 def wandb_run_id(run_id: str) -> str:
@@ -45,11 +45,6 @@ def wandb_project(tag: str, default: str | None) -> str | None:
     return _PROJECT_RULE.storable_key(tag)
 
 
-def history_key(key: str) -> str:
-    """The history key of a metric: the key itself unless W&B or the adapter reserve it."""
-    return _RESERVED_PREFIX + key if key in _RESERVED_KEYS else key
-
-
 def history_rows(metrics: Sequence[MetricRecord]) -> list[dict[str, float]]:
     """The W&B history rows of a batch of metrics, in increasing step order.
 
@@ -59,7 +54,7 @@ def history_rows(metrics: Sequence[MetricRecord]) -> list[dict[str, float]]:
     """
     by_step: dict[int, list[dict[str, float]]] = {}
     for metric in metrics:
-        key = history_key(metric.key)
+        key = metric.key
         rows = by_step.setdefault(metric.step, [])
         row = next((row for row in rows if key not in row), None)
         if row is None:

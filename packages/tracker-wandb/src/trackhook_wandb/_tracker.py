@@ -21,7 +21,13 @@ from trackhook import (
     hookimpl,
 )
 from trackhook_wandb._config import WandbConfig
-from trackhook_wandb._mapping import STEP_METRIC, history_rows, wandb_project, wandb_run_id
+from trackhook_wandb._mapping import (
+    RESERVED_KEYS,
+    STEP_METRIC,
+    history_rows,
+    wandb_project,
+    wandb_run_id,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,7 +59,9 @@ class WandbTracker:
 
     config_model: ClassVar[type[WandbConfig]] = WandbConfig
     # W&B stores any key; only parameters need the step in their name to keep every step's value.
-    limits: ClassVar[TrackerLimits] = TrackerLimits(param_key="{key}_{step}")
+    limits: ClassVar[TrackerLimits] = TrackerLimits(
+        param_key="{key}_{step}", reserved_keys=RESERVED_KEYS
+    )
 
     def __init__(self, config: WandbConfig) -> None:
         self.config = config

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -42,8 +43,18 @@ _BUILTINS: dict[str, TrackerFactory] = {"do-nothing": DoNothingTracker}
 _overrides: dict[str, TrackerFactory] = {}
 
 
+@lru_cache(maxsize=1)
 def _entry_points() -> dict[str, EntryPoint]:
+    """The group's entry points, read once: scanning installed distributions takes tens of ms."""
     return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _entry_point(tracker_type: str) -> EntryPoint | None:
+    point = _entry_points().get(tracker_type)
+    if point is None:  # installed since the first look (a test, a notebook): look again
+        _entry_points.cache_clear()
+        point = _entry_points().get(tracker_type)
+    return point
 
 
 def installed_trackers() -> list[str]:
@@ -57,7 +68,7 @@ def load_tracker_class(tracker_type: str, source: str) -> FoundTracker:
         return FoundTracker(_overrides[tracker_type], "(registered in code)")
     if tracker_type in _BUILTINS:
         return FoundTracker(_BUILTINS[tracker_type], "trackhook")
-    point = _entry_points().get(tracker_type)
+    point = _entry_point(tracker_type)
     if point is None:
         raise UnknownTrackerError(tracker_type, installed_trackers(), source)
     distribution = point.dist.name if point.dist is not None else "(unknown distribution)"

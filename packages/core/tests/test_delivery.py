@@ -238,3 +238,46 @@ def test_a_slow_tracker_does_not_make_memory_grow_with_the_values() -> None:
         held_large = peak_while_tracking(slow, 15_000) - peak_while_tracking({}, 15_000)
     assert held_small > 0
     assert held_large < held_small + 500_000, (held_small, held_large)
+
+
+def test_sync_refuses_to_rebuild_a_tracker_whose_secrets_were_removed(tmp_path: Path) -> None:
+    from trackhook.runlog import write_run_log
+
+    store = tmp_path / ".run_log_store"
+    write_run_log(
+        store / "r.json",
+        {
+            "run_id": "r",
+            "status": "SUCCESS",
+            "experiment_trackers": [
+                {"name": "sink", "type": "sink", "config": {"path": "x", "token": "***"}}
+            ],
+        },
+    )
+    with pytest.raises(trackhook.ConfigError, match="--config"):
+        sync_runs(["r"])
+
+
+IMPLICIT_POOL = """
+import multiprocessing, trackhook
+
+def child(step):
+    trackhook.track_this(step=step, child=float(step))
+
+if __name__ == "__main__":
+    trackhook.track_this(parent=1.0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(child, range(4))
+"""
+
+
+def test_a_pool_under_an_implicit_run_tracks_into_that_run(tmp_path: Path) -> None:
+    script = tmp_path / "pool.py"
+    script.write_text(IMPLICIT_POOL)
+    env = {**os.environ, "TRACKHOOK_RUN_ID": "implicit-pool"}
+    subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path, env=env)
+    logs = sorted(path.name for path in (tmp_path / ".run_log_store").glob("*.json"))
+    assert logs == ["implicit-pool.json"]
+    log = json.loads((tmp_path / ".run_log_store" / "implicit-pool.json").read_text())
+    assert log["status"] == "SUCCESS"
+    assert log["user_defined_metrics"]["child"] == {str(s): float(s) for s in range(4)}

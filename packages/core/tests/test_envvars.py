@@ -55,3 +55,32 @@ def test_variables_set_during_the_run_are_collected_at_close(
     with trackhook.start_run() as run:
         monkeypatch.setenv("TRACKHOOK_TRACK_accuracy_STEP_2", "0.9")
     assert run.user_defined_metrics == {"accuracy": {"2": 0.9}}
+
+
+def test_a_variable_that_cannot_be_tracked_is_skipped_with_a_warning_and_the_run_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACKHOOK_TRACK_bad", '{"": 1}')
+    monkeypatch.setenv("TRACKHOOK_TRACK_good", "1")
+    with pytest.warns(trackhook.TrackhookWarning, match="TRACKHOOK_TRACK_bad"):
+        with trackhook.start_run() as run:
+            pass
+    assert run.status == "SUCCESS"
+    assert run.user_defined_metrics == {"good": 1}
+
+
+def test_huge_digit_strings_stay_strings() -> None:
+    assert convert("9" * 5000) == "9" * 5000
+
+
+def test_variables_tracked_by_track_env_are_not_tracked_again_at_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trackhook.testing import recording
+
+    from .conftest import recording_config
+
+    monkeypatch.setenv("TRACKHOOK_TRACK_answer", "42")
+    with recording() as recorder, trackhook.start_run(config=recording_config()):
+        trackhook.track_env()
+    assert [m.key for m in recorder.metric_records()] == ["answer"]

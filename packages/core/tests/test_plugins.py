@@ -222,3 +222,102 @@ def test_secret_query_parameters_never_reach_the_run_log() -> None:
 
     redacted = redact_text("https://host/api?token=abc&run=1&api_key=zz")
     assert redacted == "https://host/api?token=***&run=1&api_key=***"
+
+
+class FailsOnce(PerValueRecordingTracker):
+    """A per-value tracker whose fourth call fails once."""
+
+    calls_made = 0
+
+    @trackhook.hookimpl
+    def trackhook_log_metric(self, run: Any, key: str, value: float, step: int) -> None:
+        FailsOnce.calls_made += 1
+        if FailsOnce.calls_made == 4:
+            raise ConnectionError("blip")
+        super().trackhook_log_metric(run, key, value, step)
+
+
+def test_a_per_value_tracker_failing_mid_batch_gets_no_value_twice() -> None:
+    tracker = FailsOnce()
+    config = recording_config(max_backoff=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with recording(tracker), trackhook.start_run(config=config):
+            trackhook.track_this(a=1, b=2, c=3, d=4, e=5)
+    assert [m.key for m in tracker.metric_records()] == ["a", "b", "c", "d", "e"]
+
+
+def test_warnings_as_errors_do_not_stop_delivery() -> None:
+    tracker = FailsOnce()
+    FailsOnce.calls_made = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with recording(tracker), trackhook.start_run(config=recording_config(max_backoff=0.05)):
+            trackhook.track_this(a=1, b=2, c=3, d=4, e=5)
+    assert len(tracker.metric_records()) == 5
+
+
+class BrokenConstructor:
+    def __init__(self) -> None:
+        raise RuntimeError("plugin bug in __init__")
+
+
+def test_a_tracker_whose_constructor_fails_is_left_out_with_a_warning() -> None:
+    config = recording_config("broken", "recording")
+    with registered("broken", BrokenConstructor), recording() as recorder:
+        with pytest.warns(trackhook.TrackhookWarning, match="plugin bug in __init__"):
+            with trackhook.start_run(config=config) as run:
+                trackhook.track_this(x=1.0)
+    assert run.trackers == ["recording"]
+    assert recorder.metrics("x") == {0: 1.0}
+
+
+def test_a_tracker_whose_constructor_fails_raises_with_on_error_raise() -> None:
+    config = {"experiment_tracker": {"type": "broken", "on_error": "raise"}}
+    with registered("broken", BrokenConstructor), pytest.raises(trackhook.TrackerLoadError):
+        trackhook.start_run(config=config).__enter__()
+
+
+def test_the_delivery_error_and_the_trackers_facts_hide_credentials() -> None:
+    class Leaky(RecordingTracker):
+        @trackhook.hookimpl
+        def trackhook_open_run(self, run: Any) -> dict[str, str]:
+            return {"endpoint": "https://alice:s3cr3t@host/api", "api_token": "T0KEN"}
+
+        @trackhook.hookimpl
+        def trackhook_log_batch(self, run: Any, metrics: Any, params: Any) -> None:
+            raise ConnectionError("cannot reach https://alice:s3cr3t@host/api?token=abc")
+
+    config = {"experiment_tracker": {"type": "leaky", "on_error": "raise"},
+              "delivery": {"interval": 0.01}}  # fmt: skip
+    with registered("leaky", Leaky), pytest.raises(trackhook.TrackerDeliveryError) as caught:
+        with trackhook.start_run(config=config) as run:
+            trackhook.track_this(x=1)
+    assert "s3cr3t" not in str(caught.value)
+    assert "abc" not in str(caught.value)
+    log = run.run_log_path.read_text()
+    assert "s3cr3t" not in log
+    assert "T0KEN" not in log
+
+
+def test_runs_opened_in_several_threads_each_get_their_own_values() -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+    runs: dict[str, trackhook.Run] = {}
+
+    def trial(name: str) -> None:
+        with trackhook.start_run(run_id=name) as run:
+            barrier.wait(10)  # both runs open at once
+            trackhook.track_this(lr=name)
+            barrier.wait(10)
+        runs[name] = run
+
+    threads = [threading.Thread(target=trial, args=(name,)) for name in ("trialA", "trialB")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert runs["trialA"].user_defined_metrics == {"lr": "trialA"}
+    assert runs["trialB"].user_defined_metrics == {"lr": "trialB"}
+    assert "TRACKHOOK_RUN_ID" not in __import__("os").environ

@@ -53,3 +53,15 @@ def test_ranks_all_sends_from_every_rank(monkeypatch: pytest.MonkeyPatch) -> Non
     with recording() as recorder, trackhook.start_run("r", config=config):
         trackhook.track_this(loss=1.0)
     assert recorder.metrics("loss") == {0: 1.0}
+
+
+def test_each_rank_run_log_holds_only_its_own_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = recording_config() | {"ranks": "all"}
+    logs = {}
+    with recording():
+        for rank in (0, 1):
+            monkeypatch.setenv("RANK", str(rank))
+            with trackhook.start_run("dist", config=config) as run:
+                trackhook.track_this(step=1, who=f"rank{rank}")
+            logs[rank] = run.user_defined_metrics
+    assert logs == {0: {"who": {"1": "rank0"}}, 1: {"who": {"1": "rank1"}}}

@@ -46,3 +46,60 @@ def test_a_closed_run_refuses_values() -> None:
         pass
     with pytest.raises(trackhook.TrackhookError, match="closed"):
         run.track(0, {"x": 1})
+
+
+def test_an_int_beyond_a_floats_range_is_rejected() -> None:
+    with trackhook.start_run(), pytest.raises(trackhook.InvalidValueError, match=r"'big'.*float"):
+        trackhook.track_this(big=10**400)
+
+
+def test_str_subclasses_and_enums_are_tracked_as_their_value() -> None:
+    import enum
+
+    class Mode(str, enum.Enum):
+        TRAIN = "train"
+
+    class Size(enum.Enum):
+        SMALL = 1
+
+    class Name(str):
+        pass
+
+    with trackhook.start_run() as run:
+        trackhook.track_this(mode=Mode.TRAIN, size=Size.SMALL, name=Name("resnet"))
+    assert run.user_defined_metrics == {"mode": "train", "size": 1, "name": "resnet"}
+
+
+def test_an_empty_top_level_key_is_rejected() -> None:
+    with trackhook.start_run(), pytest.raises(trackhook.InvalidValueError, match="empty"):
+        trackhook.track_this(**{"": 1.0})
+
+
+def test_int_and_str_keys_that_become_the_same_key_are_rejected() -> None:
+    with trackhook.start_run(), pytest.raises(trackhook.InvalidValueError, match="both become"):
+        trackhook.track_this(classes={1: "int", "1": "str"})
+
+
+def test_a_list_that_contains_itself_names_its_key() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+    with trackhook.start_run(), pytest.raises(trackhook.InvalidValueError, match="'looped'"):
+        trackhook.track_this(looped=looped)
+
+
+def test_a_model_that_cannot_be_dumped_names_its_key() -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    class Holder(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        thing: object
+
+    with trackhook.start_run(), pytest.raises(trackhook.InvalidValueError, match="'holder'"):
+        trackhook.track_this(holder=Holder(thing=object()))
+
+
+def test_changing_the_returned_metrics_does_not_change_the_run() -> None:
+    with trackhook.start_run() as run:
+        trackhook.track_this(eggs={"ham": "world"})
+        run.user_defined_metrics["eggs"]["ham"] = "changed"
+    assert run.user_defined_metrics == {"eggs": {"ham": "world"}}

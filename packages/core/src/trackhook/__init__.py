@@ -22,7 +22,6 @@ from trackhook.api import (
     track_env,
     track_this,
 )
-from trackhook.delivery import TrackhookWarning
 from trackhook.errors import (
     ConfigError,
     InvalidValueError,
@@ -30,6 +29,7 @@ from trackhook.errors import (
     TrackerDeliveryError,
     TrackerLoadError,
     TrackhookError,
+    TrackhookWarning,
     UnknownTrackerError,
 )
 from trackhook.limits import TighterLimitsRequired, TrackerLimits

@@ -18,16 +18,22 @@ import os
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trackhook.envvars import tracked_variables
+from trackhook.envvars import TRACK_PREFIX, tracked_variables
+from trackhook.errors import InvalidValueError, TrackhookWarning
 from trackhook.records import Status
 from trackhook.run import Run
 from trackhook.runid import generate_run_id
+
+if TYPE_CHECKING:
+    from trackhook.config import LoadedConfig
 
 __all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_this"]
 
@@ -39,6 +45,10 @@ STORE_ENV = "TRACKHOOK_RUN_LOG_STORE"
 
 _lock = threading.RLock()
 _active: list[Run] = []
+"""Open ``start_run`` runs, innermost last: for threads that have no run of their own."""
+_context_run: ContextVar[Run | None] = ContextVar("trackhook_run", default=None)
+"""The run of this thread's (or task's) innermost ``start_run``, so that concurrent trials in
+threads each track into their own run."""
 _implicit: Run | None = None
 _inherited_config: Any = None
 _uncaught_exception = False
@@ -66,6 +76,29 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
 
     loaded = load_config(config)
     run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
+    exported = _export_for_children(run, loaded)
+    previous = {name: os.environ.get(name) for name in exported}
+    os.environ.update(exported)
+    with _lock:
+        _active.append(run)
+    token = _context_run.set(run)
+    status: Status = "SUCCESS"
+    try:
+        yield run
+    except BaseException:
+        status = "FAIL"
+        raise
+    finally:
+        _context_run.reset(token)
+        with _lock:
+            if run in _active:
+                _active.remove(run)
+        _restore_environment(exported, previous)
+        _finish(run, status, propagate_tracker_errors=status == "SUCCESS")
+
+
+def _export_for_children(run: Run, loaded: LoadedConfig) -> dict[str, str]:
+    """The variables through which child processes join ``run``."""
     exported = {
         RUN_ID_ENV: run.run_id,
         TAG_ENV: run.tag,
@@ -74,36 +107,27 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
     }
     if loaded.path is not None:
         exported[CONFIG_ENV] = str(loaded.path.resolve())
-    previous = {name: os.environ.get(name) for name in exported}
-    os.environ.update(exported)
-    with _lock:
-        _active.append(run)
-    status: Status = "SUCCESS"
-    try:
-        yield run
-    except BaseException:
-        status = "FAIL"
-        raise
-    finally:
-        with _lock:
-            if run in _active:
-                _active.remove(run)
-        _restore_environment(previous)
-        _finish(run, status, propagate_tracker_errors=status == "SUCCESS")
+    return exported
 
 
 def _finish(run: Run, status: Status, *, propagate_tracker_errors: bool) -> None:
+    """Track the environment's variables, then close: the run closes whatever they hold."""
     try:
         if run.owner:
-            _track_environment(run, os.environ)
-        run.close(status)
-    except Exception:
-        if propagate_tracker_errors:
-            raise
+            _track_environment(run, os.environ, at_close=True)
+    finally:
+        try:
+            run.close(status)
+        except Exception:
+            if propagate_tracker_errors:
+                raise
 
 
-def _restore_environment(previous: Mapping[str, str | None]) -> None:
+def _restore_environment(exported: Mapping[str, str], previous: Mapping[str, str | None]) -> None:
+    """Put back what ``start_run`` replaced, unless something else has changed it since."""
     for name, value in previous.items():
+        if os.environ.get(name) != exported[name]:
+            continue
         if value is None:
             os.environ.pop(name, None)
         else:
@@ -124,13 +148,32 @@ def track_this(step: int = 0, **values: Any) -> None:
 
 
 def track_env(environ: Mapping[str, str] | None = None) -> None:
-    """Track the ``TRACKHOOK_TRACK_*`` variables of ``environ`` (default ``os.environ``) now."""
+    """Track the ``TRACKHOOK_TRACK_*`` variables of ``environ`` (default ``os.environ``) now.
+
+    A variable already tracked with the same value is not tracked again at close.
+
+    :raises trackhook.InvalidValueError: a variable's value cannot be tracked (the error names it);
+        the variables before it are tracked.
+    """
     _track_environment(_current_run(), os.environ if environ is None else environ)
 
 
-def _track_environment(run: Run, environ: Mapping[str, str]) -> None:
-    for step, values in tracked_variables(environ).items():
-        run.track(step, values)
+def _track_environment(run: Run, environ: Mapping[str, str], *, at_close: bool = False) -> None:
+    for name, text in environ.items():
+        if not name.startswith(TRACK_PREFIX) or run.tracked_environment.get(name) == text:
+            continue
+        for step, values in tracked_variables({name: text}).items():
+            try:
+                run.track(step, values)
+            except InvalidValueError as error:
+                if not at_close:
+                    raise
+                warnings.warn(
+                    f"trackhook: the variable {name} was not tracked: {error}",
+                    TrackhookWarning,
+                    stacklevel=3,
+                )
+            run.tracked_environment[name] = text
 
 
 def get_experiment_tracker_context(name: str | None = None) -> AbstractContextManager[Any]:
@@ -140,8 +183,7 @@ def get_experiment_tracker_context(name: str | None = None) -> AbstractContextMa
     context yields its ``ActiveRun``). Without a run or a real tracker:
     ``contextlib.nullcontext()``.
     """
-    with _lock:
-        run = _active[-1] if _active else _implicit
+    run = active_run()
     if run is None:
         return nullcontext()
     context: AbstractContextManager[Any] = run.client_context_of(name)
@@ -150,14 +192,18 @@ def get_experiment_tracker_context(name: str | None = None) -> AbstractContextMa
 
 def active_run() -> Run | None:
     """The run that ``track_this`` would track into now, if one is open."""
+    own = _context_run.get()
+    if own is not None and not own.closed:
+        return own
     with _lock:
         return _active[-1] if _active else _implicit
 
 
 def _current_run() -> Run:
+    run = active_run()
+    if run is not None:
+        return run
     with _lock:
-        if _active:
-            return _active[-1]
         return _implicit_run()
 
 
@@ -177,6 +223,8 @@ def _implicit_run() -> Run:
             )
         run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
         _implicit = Run(run_id, os.environ.get(TAG_ENV, ""), loaded, owner=not joined)
+        if not joined:  # for the life of the process: its children join this run
+            os.environ.update(_export_for_children(_implicit, loaded))
         atexit.register(_close_implicit_run)
         _watch_for_uncaught_exceptions()
     return _implicit

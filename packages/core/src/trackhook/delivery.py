@@ -20,6 +20,7 @@ then closes the run in its tracker, or reports what it could not deliver.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 import time
 import warnings
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trackhook.errors import TrackhookWarning
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
 from trackhook.redaction import redact_text
@@ -42,10 +44,7 @@ __all__ = ["DeliveryReport", "TrackerWorker", "TrackhookWarning", "count_values"
 
 _DEFAULT_BATCH = 1000
 _READ_BYTES = 64 * 1024
-
-
-class TrackhookWarning(UserWarning):
-    """A tracker failed or could not store something; the message says what and what to do."""
+_PER_VALUE_SAVE_INTERVAL = 0.5
 
 
 @dataclass
@@ -126,6 +125,7 @@ class TrackerWorker(threading.Thread):
         self._prepared: _Prepared | None = None
         self._renamed_keys: set[str] = set()
         self._warned = False
+        self._last_save = 0.0
         self._wake = threading.Event()
         self._finish = threading.Event()
         self._finish_status: Status | None = None
@@ -357,10 +357,23 @@ class TrackerWorker(threading.Thread):
                 self.report.truncated += truncated
             self.report.delivered += end - prepared.sent
             prepared.sent = end
-            self._save_progress(prepared)
+            if self.tracker.hooks.batches or end == len(prepared.records) or self._save_due():
+                self._save_progress(prepared)
         self._prepared = None
 
+    def _save_due(self) -> bool:
+        """For one-value-per-call trackers, save positions twice a second, not after each value."""
+        now = time.monotonic()
+        if now - self._last_save < _PER_VALUE_SAVE_INTERVAL:
+            return False
+        self._last_save = now
+        return True
+
     def _batch_end(self, records: list[MetricRecord | ParamRecord], start: int) -> int:
+        if not self.tracker.hooks.batches:
+            # one hook call per value: a failure in the middle retries from that value on, so a
+            # value the tracker accepted is never offered again
+            return start + 1
         limits = self._limits
         most = self._batch_size()
         most_metrics = limits.max_metrics_per_batch or most
@@ -399,4 +412,7 @@ class TrackerWorker(threading.Thread):
         )
 
     def _warn(self, message: str) -> None:
-        warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=2)
+        # -W error turns the warning into an exception: it must not end delivery. The run log's
+        # report still says what happened.
+        with contextlib.suppress(Warning):
+            warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=2)

@@ -29,10 +29,13 @@ _FLOAT = re.compile(
 def convert(text: str) -> Value:
     """Convert an environment variable's string to the value it stands for."""
     stripped = text.strip()
-    if _INT.match(stripped):
-        return int(stripped)
-    if _FLOAT.match(stripped):
-        return float(stripped)
+    try:
+        if _INT.match(stripped):
+            return int(stripped)
+        if _FLOAT.match(stripped):
+            return float(stripped)
+    except ValueError:  # more digits than Python converts: keep the text
+        return text
     if stripped[:1] in ("{", "["):
         try:
             parsed: Value = json.loads(stripped)

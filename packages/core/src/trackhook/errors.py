@@ -13,6 +13,7 @@ __all__ = [
     "TrackerDeliveryError",
     "TrackerLoadError",
     "TrackhookError",
+    "TrackhookWarning",
     "UnknownTrackerError",
 ]
 
@@ -75,12 +76,18 @@ class TrackerDeliveryError(TrackhookError):
     """A tracker configured with ``on_error: raise`` failed; the cause is chained."""
 
     def __init__(self, tracker_name: str, cause: BaseException) -> None:
+        from trackhook.redaction import redact_text
+
         self.tracker_name = tracker_name
         super().__init__(
-            f"tracker {tracker_name!r} failed: {type(cause).__name__}: {cause} "
+            f"tracker {tracker_name!r} failed: {type(cause).__name__}: {redact_text(str(cause))} "
             "(it is configured with on_error: raise; use on_error: warn to keep the run going "
             "and deliver later with `trackhook sync`)"
         )
+
+
+class TrackhookWarning(UserWarning):
+    """A tracker failed or could not store something; the message says what and what to do."""
 
 
 class NoActiveRunError(TrackhookError):

@@ -8,8 +8,12 @@ from typing import Any
 __all__ = ["REDACTED", "redact", "redact_text"]
 
 REDACTED = "***"
-_SECRET_FIELD = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential|auth)", re.I)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
+_SECRET_FIELD = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|credential|auth|(^|[_-])key$)", re.I
+)
+# Up to the last "@" before any query or fragment: a password may itself hold "@" or "/"; hiding
+# a little too much of a URL with "@" in its path is the safe side to err on.
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s?#]*)@")
 _SECRET_QUERY = re.compile(
     r"(?P<name>[?&;][^=&#\s]*(pass|secret|token|key|sig|auth|credential)[^=&#\s]*=)[^&#\s]*", re.I
 )

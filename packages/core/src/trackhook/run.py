@@ -22,8 +22,9 @@ from trackhook.delivery import TrackerWorker
 from trackhook.errors import TrackerDeliveryError, TrackhookError
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
+from trackhook.redaction import redact
 from trackhook.runlog import MetricsRecord, record_from_spools, write_run_log
-from trackhook.store import RunStore, SpoolWriter
+from trackhook.store import RunStore, SpoolWriter, spool_rank
 from trackhook.values import check_step, normalise_values
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class Run:
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
         self._close_lock = threading.Lock()
+        self.tracked_environment: dict[str, str] = {}
+        """``TRACKHOOK_TRACK_*`` variables already tracked, by name: not tracked again at close."""
         self.info = RunInfo(run_id=run_id, tag=tag, started_at=self.started_at)
         from trackhook.trackers import build_trackers  # imports pydantic: only once a run opens
 
@@ -59,7 +62,7 @@ class Run:
         # A process that joins another's run only spools; the owner delivers its file.
         trackers = build_trackers(loaded) if sends and owner else []
         self._spool = (
-            SpoolWriter(self._store.new_spool_path(run_id), write_through=not owner)
+            SpoolWriter(self._store.new_spool_path(run_id, self.rank), write_through=not owner)
             if sends
             else None
         )
@@ -102,6 +105,11 @@ class Run:
         return self._record.as_user_defined_metrics()
 
     @property
+    def closed(self) -> bool:
+        """True once the run has begun closing: it takes no more values."""
+        return self._closed
+
+    @property
     def run_log_path(self) -> Path:
         """Where the run log of this run (of this rank) is written."""
         return self._store.run_log_path(self.run_id, self.rank)
@@ -120,18 +128,21 @@ class Run:
         """Record ``values`` at ``step`` and hand them to the delivery threads, without waiting."""
         if self._fatal is not None:
             raise self._fatal
-        if self._closed:
-            raise TrackhookError(
-                f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
-            )
         checked_step = check_step(step)
         clean = normalise_values(values)
         if not clean:
             return
-        timestamp = time.time()
-        self._record.update(checked_step, clean)
-        if self._spool is not None:
-            self._spool.append(timestamp, checked_step, clean)
+        # One lock for the record and the spool: both see the same order, and none of it can
+        # happen after close() has begun.
+        with self._close_lock:
+            if self._closed:
+                raise TrackhookError(
+                    f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
+                )
+            timestamp = time.time()
+            self._record.update(checked_step, clean)
+            if self._spool is not None:
+                self._spool.append(timestamp, checked_step, clean)
 
     def client_context_of(self, name: str | None) -> Any:
         """The native client context of tracker ``name`` (or of the only real tracker)."""
@@ -199,9 +210,14 @@ class Run:
 
     def _merge_other_processes(self) -> None:
         """Fold in what other processes tracked into this run_id, in the order it was tracked."""
-        spools = self._store.spool_files(self.run_id)
-        own = self._spool.path if self._spool is not None else None
-        if any(path != own for path in spools):
+        if self._spool is None:
+            return  # this rank sends nothing, so nothing of another process belongs to its log
+        spools = [
+            path
+            for path in self._store.spool_files(self.run_id)
+            if spool_rank(path) == self.rank  # other ranks keep run logs of their own
+        ]
+        if any(path != self._spool.path for path in spools):
             self._record = record_from_spools(spools)
 
     def _write_run_log(self) -> None:
@@ -223,7 +239,7 @@ class Run:
                     "type": worker.tracker.settings.type,
                     "on_error": worker.tracker.settings.on_error,
                     "config": worker.tracker.recorded_config,
-                    "run": worker.facts,
+                    "run": redact(worker.facts),
                     "delivery": worker.report.as_dict(),
                 }
                 for worker in self._workers

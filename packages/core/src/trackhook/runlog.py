@@ -11,6 +11,7 @@ The file is strict JSON: NaN and the infinities, which JSON cannot hold, are wri
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -57,7 +58,7 @@ class MetricsRecord:
                     face[key] = steps[0]
                 else:
                     face[key] = {str(step): steps[step] for step in sorted(steps)}
-            return face
+            return copy.deepcopy(face)  # the caller's to change: the record stays as tracked
 
 
 def record_from_spools(paths: Iterable[Path]) -> MetricsRecord:

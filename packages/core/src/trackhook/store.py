@@ -5,7 +5,7 @@
     .run_log_store/
       <run_id>.json                        the run log (strict JSON), written at open and at close
       <run_id>.rank-<r>.json               the run log of rank r > 0 in distributed training
-      <run_id>/spool/<host>-<pid>-<n>.jsonl   every tracked value, one file per process, appended
+      <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.jsonl   every tracked value, one file a process
       <run_id>/delivery/<tracker>/<spool>.offset   how far that tracker has received that file
       <run_id>/delivery/<tracker>/<spool>.lock     held by the process delivering that file
       <run_id>/delivery/<tracker>/open.lock        serialises opening the run across processes
@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -37,6 +38,7 @@ __all__ = [
     "TrackerPositions",
     "iter_spool",
     "read_spool",
+    "spool_rank",
 ]
 
 _READ_CHUNK = 1 << 20
@@ -55,8 +57,9 @@ class RunStore:
     def spool_dir(self, run_id: str) -> Path:
         return self.root / run_id / "spool"
 
-    def new_spool_path(self, run_id: str) -> Path:
-        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+    def new_spool_path(self, run_id: str, rank: int | None = None) -> Path:
+        prefix = f"rank{rank}-" if rank is not None else ""
+        name = f"{prefix}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         return self.spool_dir(run_id) / name
 
     def spool_files(self, run_id: str) -> list[Path]:
@@ -73,6 +76,15 @@ class RunStore:
         ids = {path.stem for path in self.root.glob("*.json") if ".rank-" not in path.name}
         ids.update(path.parent.name for path in self.root.glob("*/spool"))
         return sorted(ids)
+
+
+def spool_rank(path: Path) -> int | None:
+    """The distributed-training rank whose process wrote the spool file ``path``, if any."""
+    match = _RANK_PREFIX.match(path.name)
+    return int(match[1]) if match else None
+
+
+_RANK_PREFIX = re.compile(r"^rank([0-9]+)-")
 
 
 def _safe_name(name: str) -> str:

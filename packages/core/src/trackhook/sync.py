@@ -9,6 +9,7 @@ loss: its run log still says ``RUNNING`` and its process is gone) is closed in i
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from typing import Any
 
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
 from trackhook.delivery import TrackerWorker
+from trackhook.errors import ConfigError
 from trackhook.records import RunInfo, Status
+from trackhook.redaction import REDACTED
 from trackhook.runlog import read_run_log, record_from_spools, write_run_log
-from trackhook.store import RunStore
+from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
 
 __all__ = ["SyncResult", "sync_run", "sync_runs"]
@@ -98,6 +101,13 @@ def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[Tr
     """The configured trackers; without any configuration, the ones the run log recorded."""
     recorded = document.get("experiment_trackers") or []
     if loaded.source.startswith("the default") and recorded:
+        for item in recorded:
+            if REDACTED in json.dumps(item.get("config") or {}):
+                raise ConfigError(
+                    f"run {document.get('run_id')!r} recorded tracker {item.get('name')!r} with "
+                    "its secrets removed, so it cannot be rebuilt from the run log; pass the "
+                    "configuration: trackhook sync --config FILE (or set TRACKHOOK_CONFIG)"
+                )
         return [
             TrackerSettings(
                 type=item["type"],
@@ -147,6 +157,7 @@ def _update_run_log(
         document["status"] = "FAIL"
         document["end_time"] = datetime.now().astimezone().isoformat()
         document["closed_by"] = "trackhook sync (the owning process had died)"
-        spools = store.spool_files(str(document["run_id"]))
+        rank = document.get("rank")
+        spools = [p for p in store.spool_files(str(document["run_id"])) if spool_rank(p) == rank]
         document["user_defined_metrics"] = record_from_spools(spools).as_user_defined_metrics()
     write_run_log(path, document)

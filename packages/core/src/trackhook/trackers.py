@@ -8,6 +8,7 @@ tracker.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from pydantic import BaseModel, ValidationError
 from trackhook import hookspecs
 from trackhook._markers import PROJECT_NAME
 from trackhook.config import LoadedConfig, TrackerSettings, describe_validation_error
-from trackhook.errors import ConfigError, TrackerLoadError
+from trackhook.errors import ConfigError, TrackerLoadError, TrackhookWarning
 from trackhook.limits import TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
-from trackhook.redaction import redact
+from trackhook.redaction import redact, redact_text
 from trackhook.registry import TrackerFactory, load_tracker_class
 
 __all__ = ["LoadedTracker", "TrackerHooks", "build_trackers"]
@@ -96,8 +97,22 @@ def build_trackers(
     built: list[tuple[TrackerSettings, object, dict[str, Any], str]] = []
     for item in loaded.config.trackers if settings is None else settings:
         found = load_tracker_class(item.type, loaded.source)
-        instance, recorded = _instantiate(found.factory, item, loaded.source)
         distribution = found.distribution
+        try:
+            instance, recorded = _instantiate(found.factory, item, loaded.source)
+        except ConfigError:
+            raise
+        except Exception as error:  # a bug in the plugin's constructor
+            failure = TrackerLoadError(item.type, distribution, f"{type(error).__name__}: {error}")
+            if item.on_error == "raise":
+                raise failure from error
+            warnings.warn(
+                f"trackhook: {redact_text(str(failure))}; the run goes on without tracker "
+                f"{item.display_name!r} (its values stay in the run's spool for `trackhook sync`)",
+                TrackhookWarning,
+                stacklevel=4,
+            )
+            continue
         try:
             manager.register(instance, name=item.display_name)
         except pluggy.PluginValidationError as error:

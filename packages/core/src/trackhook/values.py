@@ -10,7 +10,9 @@ that cannot be stored as JSON, naming the key.
 
 from __future__ import annotations
 
+import enum
 import numbers
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,6 +24,10 @@ Value = Any
 """A normalised value: int, float, str, bool, None, or lists and str-keyed dicts of these."""
 
 _PLAIN = frozenset({int, float, str, bool, type(None)})
+# An int beyond a float's range cannot become a metric in any tracker (they store doubles).
+_FLOAT_RANGE_MAX = int(sys.float_info.max)
+_FLOAT_RANGE_MIN = -_FLOAT_RANGE_MAX
+_TOO_BIG = "the int is beyond the range of a float, which trackers store metrics as"
 _HINT = "track an int, float, str, bool, None, a list, a dict or a pydantic model"
 
 
@@ -44,24 +50,45 @@ def normalise_values(values: Mapping[str, object]) -> dict[str, Value]:
         return {}
     clean: dict[str, Value] = {}
     for key, value in values.items():
-        clean[key] = value if type(value) in _PLAIN else normalise(key, value)
+        if not key:
+            raise InvalidValueError(key, "keys must not be empty")
+        kind = type(value)
+        if kind is int and not _FLOAT_RANGE_MIN <= value <= _FLOAT_RANGE_MAX:  # type: ignore[operator]
+            raise InvalidValueError(key, _TOO_BIG)
+        if kind in _PLAIN:
+            clean[key] = value
+            continue
+        try:
+            clean[key] = normalise(key, value)
+        except RecursionError:
+            raise InvalidValueError(key, "it is nested too deeply, or contains itself") from None
     return clean
 
 
 def normalise(key: str, value: object) -> Value:
     """Return ``value`` in a JSON-storable form, or raise ``InvalidValueError`` naming ``key``."""
     kind = type(value)
+    if kind is int and not _FLOAT_RANGE_MIN <= value <= _FLOAT_RANGE_MAX:  # type: ignore[operator]
+        raise InvalidValueError(key, _TOO_BIG)
     if kind in _PLAIN:
         return value
+    if isinstance(value, enum.Enum):
+        return normalise(key, value.value)
+    if isinstance(value, str):  # a str subclass (numpy.str_, ...)
+        return str(value)
     model_dump = getattr(value, "model_dump", None)
     if model_dump is not None and not isinstance(value, type):
-        return normalise(key, model_dump(by_alias=True, mode="json"))
+        try:
+            dumped = model_dump(by_alias=True, mode="json")
+        except Exception as error:  # pydantic's serialisation errors, whatever their class
+            raise InvalidValueError(key, f"the model cannot be dumped: {error}") from error
+        return normalise(key, dumped)
     if isinstance(value, Mapping):
         return _normalise_mapping(key, value)
     if isinstance(value, (list, tuple)):
         return [normalise(f"{key}[{index}]", item) for index, item in enumerate(value)]
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return normalise(key, int(value))
     if isinstance(value, numbers.Real):
         return float(value)
     tolist = getattr(value, "tolist", None)
@@ -80,6 +107,10 @@ def _normalise_mapping(key: str, value: Mapping[Any, object]) -> dict[str, Value
         name = str(inner_key)
         if not name:
             raise InvalidValueError(f"{key}.", "dict keys must not be empty")
+        if name in clean:
+            raise InvalidValueError(
+                f"{key}.{name}", f"the keys {inner_key!r} and {name!r} both become {name!r}"
+            )
         clean[name] = normalise(f"{key}.{name}", inner)
     return clean
 

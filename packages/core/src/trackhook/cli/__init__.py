@@ -74,7 +74,7 @@ def _report(error: Exception, stream: TextIO) -> None:
 
 def _show_trackhook_warnings_in_one_line() -> None:
     """Warnings of trackhook (a tracker that failed, a key renamed) as ``trackhook: warning:``."""
-    from trackhook.delivery import TrackhookWarning
+    from trackhook.errors import TrackhookWarning
 
     default = warnings.showwarning
 

@@ -321,3 +321,22 @@ def test_runs_opened_in_several_threads_each_get_their_own_values() -> None:
     assert runs["trialA"].user_defined_metrics == {"lr": "trialA"}
     assert runs["trialB"].user_defined_metrics == {"lr": "trialB"}
     assert "TRACKHOOK_RUN_ID" not in __import__("os").environ
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("http://alice:s3cret@mlflow.example:5000", "http://***@mlflow.example:5000"),
+        ("https://token@host/path", "https://***@host/path"),
+        ("http://h:5000/?x=1&access_token=abc", "http://h:5000/?x=1&access_token=***"),
+        ("postgresql://bob:p@ss@db/x", "postgresql://***@db/x"),
+        ("https://bob:pa/ss@host/p", "https://***@host/p"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        ("file:///tmp/mlruns", "file:///tmp/mlruns"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_uris_are_shown_without_credentials(uri: str, shown: str) -> None:
+    from trackhook.redaction import redact_text
+
+    assert redact_text(uri) == shown

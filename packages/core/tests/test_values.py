@@ -103,3 +103,9 @@ def test_changing_the_returned_metrics_does_not_change_the_run() -> None:
         trackhook.track_this(eggs={"ham": "world"})
         run.user_defined_metrics["eggs"]["ham"] = "changed"
     assert run.user_defined_metrics == {"eggs": {"ham": "world"}}
+
+
+@pytest.mark.parametrize("run_id", ["exp/trial-1", "..", "a\\b"])
+def test_a_run_id_that_would_name_another_file_is_rejected(run_id: str) -> None:
+    with pytest.raises(trackhook.InvalidValueError, match="run_id"):
+        trackhook.start_run(run_id=run_id).__enter__()

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 import trackhook
 from trackhook_mlflow import LIMITS, MlflowConfig, MlflowTracker
-from trackhook_mlflow._uri import redact_uri
 
 
 def test_the_entry_point_mlflow_names_the_tracker_class() -> None:
@@ -94,18 +93,3 @@ def test_the_declared_key_rule_matches_mlflows_validation(key: str, storable: bo
     if not storable:
         with pytest.raises(MlflowException):
             _validate_metric(key, 1.0, 0, 0)
-
-
-@pytest.mark.parametrize(
-    ("uri", "shown"),
-    [
-        ("http://alice:s3cret@mlflow.example:5000", "http://***@mlflow.example:5000"),
-        ("https://token@host/path", "https://***@host/path"),
-        ("http://h:5000/?x=1&access_token=abc", "http://h:5000/?x=1&access_token=***"),
-        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
-        ("file:///tmp/mlruns", "file:///tmp/mlruns"),
-        ("databricks", "databricks"),
-    ],
-)
-def test_uris_are_shown_without_credentials(uri: str, shown: str) -> None:
-    assert redact_uri(uri) == shown

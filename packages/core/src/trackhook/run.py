@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trackhook.delivery import TrackerWorker
-from trackhook.errors import TrackerDeliveryError, TrackhookError
+from trackhook.errors import InvalidValueError, TrackerDeliveryError, TrackhookError
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import redact
@@ -40,6 +40,10 @@ class Run:
     """
 
     def __init__(self, run_id: str, tag: str, loaded: LoadedConfig, *, owner: bool) -> None:
+        if "/" in run_id or "\\" in run_id or run_id in (".", ".."):
+            raise InvalidValueError(
+                "run_id", f"{run_id!r} names a file of the run log store: drop '/', '\\' and dots"
+            )
         self.run_id = run_id
         self.tag = tag
         self.status = "RUNNING"

@@ -30,7 +30,7 @@ from trackhook import (
     TrackhookWarning,
     hookimpl,
 )
-from trackhook_mlflow._uri import redact_uri
+from trackhook.redaction import redact_text
 from trackhook_mlflow.config import MlflowConfig
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class MlflowTracker:
             "mlflow_run_id": state.mlflow_run_id,
             "experiment_id": state.experiment_id,
             "experiment_name": self._experiment_name(run),
-            "tracking_uri": redact_uri(state.client.tracking_uri),
+            "tracking_uri": redact_text(state.client.tracking_uri),
         }
 
     @hookimpl

@@ -37,7 +37,7 @@ def test_the_plugin_is_selected_by_trackhook_yaml_and_receives_every_value(tmp_p
     )
     assert result.stdout.strip() == "['jsonl']"
     events = read_lines(tmp_path / "values.jsonl")
-    assert [e["event"] for e in events] == ["open", "metric", "metric", "param", "close"]
+    assert [e["event"] for e in events] == ["open", "metric", "param", "metric", "close"]
     assert {
         (e["key"], e["value"], e["step"]) for e in events if e["event"] != "open" and "key" in e
     } == {("loss", 0.5, 1), ("nested.a", 2, 1), ("name", "adam", 1)}

@@ -1,7 +1,8 @@
 """The user's API: ``start_run``, ``track_this``, ``track_env``, ``get_experiment_tracker_context``.
 
-The active run is process-wide (not per thread), so that threads started inside a ``start_run``
-block track into it. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
+The active run is the innermost ``start_run`` of the calling thread (a context variable), so that
+trials run in parallel threads each track into their own run; a thread without one of its own
+(started inside a block, say) tracks into the innermost run open in the process. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
 id and tag from ``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the interpreter exits.
 
 ``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER``,

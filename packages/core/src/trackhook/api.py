@@ -2,8 +2,10 @@
 
 The active run is the innermost ``start_run`` of the calling thread (a context variable), so that
 trials run in parallel threads each track into their own run; a thread without one of its own
-(started inside a block, say) tracks into the innermost run open in the process. A run opened implicitly, by ``track_this`` outside any ``start_run``, takes its
-id and tag from ``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the interpreter exits.
+(started inside a block, say) tracks into the innermost run open in the process. A run opened
+implicitly, by ``track_this`` outside any ``start_run``, takes its id and tag from
+``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG``, exports itself to child processes as ``start_run``
+does, and closes when the interpreter exits.
 
 ``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER``,
 ``TRACKHOOK_RUN_LOG_STORE`` (and ``TRACKHOOK_CONFIG`` when the configuration came from a file) for

@@ -1,3 +1,8 @@
+# /// script
+# dependencies = ["nox[uv]>=2025.2.9"]
+# ///
+# (`python3 -m pip install nox` is enough: a nox without uv reads the block above, makes itself an
+# environment with nox[uv] in .nox/_nox_script_mode and runs there, so every session uses uv.)
 """Sessions of the trackhook monorepo; run ``nox -l`` to list them.
 
 Each package is tested in an environment of its own that installs only that package and the core,

@@ -27,6 +27,11 @@ def test_importing_the_package_does_not_import_wandb() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+def test_mlflow_is_not_installed_alongside() -> None:
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is not None)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_params_carry_their_step_in_their_key() -> None:
     assert WandbTracker.limits.param_key == "{key}_{step}"
 

@@ -135,6 +135,35 @@ def test_same_key_twice_at_one_step_in_a_batch_gives_two_points(
     ]
 
 
+def test_a_batch_offered_again_after_wandb_raised_midway_logs_no_row_twice(
+    make_tracker: Make, read_run: Read, run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The core offers a batch again after its hook raised; W&B already has the rows before the
+    # failure. The fault is injected into the real run's ``log``; the file is W&B's own.
+    tracker, run = make_tracker(), RunInfo(run_id, "retry")
+    tracker.trackhook_open_run(run)
+    batch = [metric("loss", 1.0 / step, step) for step in range(1, 6)]
+    with tracker.trackhook_client_context(run) as wandb_run:
+        real_log, calls = wandb_run.log, []
+
+        def fails_on_the_third_row(row: dict[str, Any]) -> None:
+            calls.append(row)
+            if len(calls) == 3:
+                raise ConnectionError("wandb service went away")
+            real_log(row)
+
+        monkeypatch.setattr(wandb_run, "log", fails_on_the_third_row)
+        with pytest.raises(ConnectionError):
+            tracker.trackhook_log_batch(run, batch, [])
+        tracker.trackhook_log_batch(run, batch, [])
+        monkeypatch.setattr(wandb_run, "log", real_log)
+    tracker.trackhook_log_batch(run, [metric("loss", 0.1, 6)], [])
+    tracker.trackhook_close_run(run, "SUCCESS")
+    assert read_run(run).values_of("loss") == [(step, 1.0 / step) for step in range(1, 6)] + [
+        (6, 0.1)
+    ]
+
+
 def test_nan_and_infinities_arrive(make_tracker: Make, read_run: Read, run_id: str) -> None:
     run = RunInfo(run_id, "floats")
     values = [metric("nan", math.nan), metric("inf", math.inf), metric("minf", -math.inf)]

@@ -66,6 +66,10 @@ class WandbTracker:
     def __init__(self, config: WandbConfig) -> None:
         self.config = config
         self._runs: dict[str, Run] = {}
+        # run_id -> (the batch's metrics, how many of its rows W&B took) when ``run.log`` raised in
+        # the middle of a batch: the core offers the same batch again, and the rows W&B already
+        # has must not be logged twice.
+        self._partial: dict[str, tuple[list[tuple[str, int, float]], int]] = {}
         self._lock = threading.Lock()
 
     @hookimpl
@@ -83,14 +87,26 @@ class WandbTracker:
     def trackhook_log_batch(
         self, run: RunInfo, metrics: Sequence[MetricRecord], params: Sequence[ParamRecord]
     ) -> None:
-        """Parameters become config entries; metrics become history rows, one per step."""
+        """Parameters become config entries; metrics become history rows, one per step.
+
+        Setting config entries again is harmless; logging a row again is not, so a batch offered
+        again after a failure resumes at the row that failed.
+        """
         wandb_run = self._open_run_of(run.run_id)
         if params:
             # allow_val_change: tracking a key again at the same step replaces its value.
             entries = {param.key: param.value for param in params}
             wandb_run.config.update(entries, allow_val_change=True)  # type: ignore[no-untyped-call]
-        for row in history_rows(metrics):
-            wandb_run.log(row)
+        rows = history_rows(metrics)
+        identity = [(metric.key, metric.step, metric.timestamp) for metric in metrics]
+        offered_before, logged = self._partial.pop(run.run_id, (None, 0))
+        start = logged if offered_before == identity else 0
+        for index in range(start, len(rows)):
+            try:
+                wandb_run.log(rows[index])
+            except BaseException:
+                self._partial[run.run_id] = (identity, index)
+                raise
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:

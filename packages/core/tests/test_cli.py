@@ -220,7 +220,7 @@ def test_runs_lists_every_run_newest_first_with_its_counts() -> None:
     assert [line.split()[0] for line in lines[1:]] == ["newer-run", "older-run"]
     newer = lines[1].split()
     assert newer[1:3] == ["other", "SUCCESS"]
-    assert newer[-3:] == ["do-nothing", "18", "0"]
+    assert newer[-3:] == ["do-nothing", "19", "0"]  # nested dicts count by their leaves
 
 
 def test_show_prints_parameters_and_each_metric_with_last_min_max_and_sparkline() -> None:

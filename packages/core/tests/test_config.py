@@ -113,7 +113,7 @@ class Tracker:
         self.config = config
 
     @trackhook.hookimpl
-    def trackhook_log_metric(self, key, value):
+    def trackhook_log_batch(self, metrics, params):
         pass
 """
 
@@ -166,10 +166,17 @@ def test_a_tracker_that_fails_to_import_names_its_distribution_and_the_cause(
         {"broken_tracker": "import module_that_does_not_exist\n"},
         "broken = broken_tracker:Tracker",
     )
+    config = {"experiment_tracker": {"type": "broken", "on_error": "raise"}}
     with pytest.raises(trackhook.TrackerLoadError) as caught:
-        trackhook.start_run(config={"experiment_tracker": {"type": "broken"}}).__enter__()
+        trackhook.start_run(config=config).__enter__()
     assert "broken-tracker" in str(caught.value)
     assert "module_that_does_not_exist" in str(caught.value)
+    # By default (on_error: warn) the same words are a warning, and the run goes on without it.
+    with pytest.warns(trackhook.TrackhookWarning, match="module_that_does_not_exist"):
+        with trackhook.start_run(config={"experiment_tracker": {"type": "broken"}}) as run:
+            trackhook.track_this(x=1)
+    assert run.trackers == []
+    assert run.user_defined_metrics == {"x": 1}
 
 
 def test_only_the_configured_entry_points_are_imported(

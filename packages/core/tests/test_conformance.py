@@ -165,6 +165,18 @@ def test_the_suite_fails_on_a_broken_tracker(pytester: pytest.Pytester, name: st
     result.stdout.fnmatch_lines([f"FAILED test_suite.py::Test_{name}::{failing_test}*"])
 
 
+def test_a_tracker_whose_constructor_raises_fails_with_the_cause(
+    pytester: pytest.Pytester,
+) -> None:
+    method = "def __init__(self, config):\n    raise KeyError('no such table: values')"
+    pytester.makepyfile(test_suite=TRACKERS + broken_case("constructor", method))
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-q", "-W", "ignore", "-k", "opens_and_closes"
+    )
+    result.assert_outcomes(failed=1, deselected=11)
+    result.stdout.fnmatch_lines(["*did not load*KeyError*no such table: values*"])
+
+
 def test_the_suite_is_not_collected_from_the_module_that_defines_it(
     pytester: pytest.Pytester,
 ) -> None:

@@ -47,6 +47,30 @@ def test_a_too_long_key_is_shortened_within_the_limit() -> None:
     assert renamed != MLFLOW_LIKE.storable_key("k" * 301)
 
 
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("acc@top:1", "it holds '@', ':', and keys may hold only [/\\w.\\- ]"),
+        ("k" * 251, "it has 251 characters, more than 250"),
+        ("ok-key", None),
+    ],
+)
+def test_the_reason_a_key_cannot_be_stored_is_named(key: str, reason: str | None) -> None:
+    assert MLFLOW_LIKE.why_unstorable(key) == reason
+
+
+def test_the_user_is_told_the_key_its_new_name_and_why() -> None:
+    with (
+        recording(Limited()),
+        pytest.warns(trackhook.TrackhookWarning) as caught,
+        trackhook.start_run(config=recording_config()),
+    ):
+        trackhook.track_this(**{"acc@top1": 0.5})
+    (message,) = [str(w.message) for w in caught if "acc@top1" in str(w.message)]
+    assert "cannot store the key 'acc@top1' (it holds '@'" in message
+    assert f"stored as {MLFLOW_LIKE.storable_key('acc@top1')!r}" in message
+
+
 def test_a_long_param_is_truncated_with_a_mark() -> None:
     short = MLFLOW_LIKE.fit_param_text("x" * 100)
     assert short is not None
@@ -76,6 +100,7 @@ def test_the_delivery_applies_the_declared_limits_and_counts_them() -> None:
         "renamed": 1,
         "truncated": 1,
         "undelivered": 0,
+        "skipped": 0,
         "last_error": None,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 import trackhook
 from trackhook.registry import registered
+from trackhook.sync import sync_runs
 from trackhook.testing import PerValueRecordingTracker, RecordingTracker, recording
 
 from .conftest import recording_config
@@ -140,10 +142,81 @@ class Misspelled:
 
 
 def test_a_misspelled_hook_is_rejected_with_the_plugins_name() -> None:
+    config = {"experiment_tracker": {"type": "typo", "on_error": "raise"}}
     with registered("typo", Misspelled), pytest.raises(trackhook.TrackerLoadError) as caught:
-        trackhook.start_run(config={"experiment_tracker": {"type": "typo"}}).__enter__()
+        trackhook.start_run(config=config).__enter__()
     assert "trackhook_log_metrc" in str(caught.value)
     assert "'typo'" in str(caught.value)
+
+
+def test_a_plugin_breaking_the_contract_is_left_out_and_synced_once_fixed(tmp_path: Any) -> None:
+    # The promise: a bug in a plugin does not fail the user's code nor stop the other trackers.
+    config = {
+        **recording_config("typo", "recording"),
+        "run_log_store": str(tmp_path / ".run_log_store"),
+    }
+    with registered("typo", Misspelled), recording() as recorder:
+        with pytest.warns(trackhook.TrackhookWarning) as caught:
+            with trackhook.start_run("broken-plugin", config=config) as run:
+                trackhook.track_this(step=1, loss=0.5)
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "trackhook_log_metrc" in messages
+    assert "the run goes on without tracker 'typo'" in messages
+    assert "trackhook sync broken-plugin" in messages
+    assert recorder.metrics("loss") == {1: 0.5}, "the other tracker got its values"
+    (not_loaded,) = json.loads(run.run_log_path.read_text())["trackers_not_loaded"]
+    assert (not_loaded["name"], not_loaded["type"]) == ("typo", "typo")
+    assert "trackhook_log_metrc" in not_loaded["error"]
+
+    fixed = RecordingTracker()
+    with registered("typo", lambda: fixed):
+        (result,) = sync_runs(["broken-plugin"], {**config, **recording_config("typo")})
+    assert result.delivered == {"typo": 1}
+    assert fixed.metrics("loss") == {1: 0.5}
+
+
+class ForgotTheMarker:
+    @trackhook.hookimpl
+    def trackhook_log_param(self, key: str, value: object) -> None:
+        pass
+
+    def trackhook_log_metric(self, key: str, value: float) -> None:
+        pass
+
+
+def test_a_hook_without_the_hookimpl_marker_is_rejected_naming_it() -> None:
+    config = {"experiment_tracker": {"type": "forgot", "on_error": "raise"}}
+    with registered("forgot", ForgotTheMarker), pytest.raises(trackhook.TrackerLoadError) as caught:
+        trackhook.start_run(config=config).__enter__()
+    message = str(caught.value)
+    assert "'forgot'" in message
+    assert "trackhook_log_metric of ForgotTheMarker is not marked with @trackhook.hookimpl" in (
+        message
+    )
+
+
+class ParamsOnly:
+    def __init__(self) -> None:
+        self.params: list[tuple[str, object]] = []
+
+    @trackhook.hookimpl
+    def trackhook_log_param(self, key: str, value: object) -> None:
+        self.params.append((key, value))
+
+
+def test_a_tracker_without_a_metric_hook_is_told_and_its_metrics_are_counted_skipped() -> None:
+    tracker = ParamsOnly()
+    config = {"experiment_tracker": {"type": "params-only"}}
+    with (
+        registered("params-only", lambda: tracker),
+        pytest.warns(trackhook.TrackhookWarning, match="neither trackhook_log_metric"),
+        trackhook.start_run(config=config) as run,
+    ):
+        trackhook.track_this(loss=0.5, accuracy=0.9, optimiser="adam")
+    assert tracker.params == [("optimiser", "adam")]
+    (report,) = json.loads(run.run_log_path.read_text())["experiment_trackers"]
+    assert (report["delivery"]["delivered"], report["delivery"]["skipped"]) == (1, 2)
+    assert run.user_defined_metrics["loss"] == 0.5, "the run log keeps every value"
 
 
 class WrongArguments:
@@ -157,7 +230,8 @@ def test_a_hook_with_arguments_the_spec_lacks_is_rejected() -> None:
         registered("wrong", WrongArguments),
         pytest.raises(trackhook.TrackerLoadError, match="colour"),
     ):
-        trackhook.start_run(config={"experiment_tracker": {"type": "wrong"}}).__enter__()
+        config = {"experiment_tracker": {"type": "wrong", "on_error": "raise"}}
+        trackhook.start_run(config=config).__enter__()
 
 
 def test_client_context_yields_the_trackers_native_client() -> None:
@@ -255,6 +329,40 @@ def test_warnings_as_errors_do_not_stop_delivery() -> None:
         with recording(tracker), trackhook.start_run(config=recording_config(max_backoff=0.05)):
             trackhook.track_this(a=1, b=2, c=3, d=4, e=5)
     assert len(tracker.metric_records()) == 5
+
+
+class NoSettings:
+    """Written like SPEC.md's MyTracker, ``cls(config)``, but without a ``config_model``."""
+
+    built_with: list[object] = []
+
+    def __init__(self, config: object) -> None:
+        self.built_with.append(config)
+        self.values: list[tuple[str, float]] = []
+
+    @trackhook.hookimpl
+    def trackhook_log_metric(self, key: str, value: float) -> None:
+        self.values.append((key, value))
+
+
+def test_a_tracker_without_a_config_model_is_built_as_cls_config_with_an_empty_config() -> None:
+    NoSettings.built_with = []
+    with registered("plain", NoSettings), trackhook.start_run(config=recording_config("plain")):
+        trackhook.track_this(x=1.0)
+    assert NoSettings.built_with == [{}]
+
+
+def test_a_tracker_without_a_config_model_may_take_no_argument() -> None:
+    class NoArgument:
+        def __init__(self) -> None:
+            self.built = True
+
+    with (
+        registered("bare", NoArgument),
+        trackhook.start_run(config=recording_config("bare")) as run,
+    ):
+        pass
+    assert run.trackers == ["bare"]
 
 
 class BrokenConstructor:

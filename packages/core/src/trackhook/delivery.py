@@ -20,16 +20,14 @@ then closes the run in its tracker, or reports what it could not deliver.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trackhook.errors import TrackhookWarning
+from trackhook.errors import TrackhookWarning, warn_in_background
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
 from trackhook.redaction import redact_text
@@ -56,6 +54,8 @@ class DeliveryReport:
     renamed: int = 0
     truncated: int = 0
     undelivered: int = 0
+    skipped: int = 0
+    """Values of a kind the tracker has no hook for (metrics, or params)."""
     last_error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -65,6 +65,7 @@ class DeliveryReport:
             "renamed": self.renamed,
             "truncated": self.truncated,
             "undelivered": self.undelivered,
+            "skipped": self.skipped,
             "last_error": self.last_error,
         }
 
@@ -324,8 +325,9 @@ class TrackerWorker(threading.Thread):
         if stored != key and key not in self._renamed_keys:
             self._renamed_keys.add(key)
             self._warn(
-                f"tracker {self.tracker.name!r} cannot store the key {key!r}; it is stored as "
-                f"{stored!r} (the run log keeps the original)"
+                f"tracker {self.tracker.name!r} cannot store the key {key!r} "
+                f"({self._limits.why_unstorable(key)}); it is stored as {stored!r} (the run log "
+                "keeps the original)"
             )
 
     # -- handing records over -------------------------------------------------------------------
@@ -355,7 +357,9 @@ class TrackerWorker(threading.Thread):
             for renamed, truncated in prepared.flags[prepared.sent : end]:
                 self.report.renamed += renamed
                 self.report.truncated += truncated
-            self.report.delivered += end - prepared.sent
+            received = sum(map(self.tracker.hooks.receives, batch))
+            self.report.delivered += received
+            self.report.skipped += len(batch) - received
             prepared.sent = end
             if self.tracker.hooks.batches or end == len(prepared.records) or self._save_due():
                 self._save_progress(prepared)
@@ -412,7 +416,4 @@ class TrackerWorker(threading.Thread):
         )
 
     def _warn(self, message: str) -> None:
-        # -W error turns the warning into an exception: it must not end delivery. The run log's
-        # report still says what happened.
-        with contextlib.suppress(Warning):
-            warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=2)
+        warn_in_background(message)

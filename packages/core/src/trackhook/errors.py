@@ -6,6 +6,9 @@ the message alone is enough for a user to fix their code or configuration.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 __all__ = [
     "ConfigError",
     "InvalidValueError",
@@ -15,6 +18,7 @@ __all__ = [
     "TrackhookError",
     "TrackhookWarning",
     "UnknownTrackerError",
+    "warn_in_background",
 ]
 
 
@@ -88,6 +92,15 @@ class TrackerDeliveryError(TrackhookError):
 
 class TrackhookWarning(UserWarning):
     """A tracker failed or could not store something; the message says what and what to do."""
+
+
+def warn_in_background(message: str) -> None:
+    """Warn from delivery or close, where ``-W error`` must not turn the warning into a failure.
+
+    What the warning says is also in the run log, which an exception here would leave unwritten.
+    """
+    with contextlib.suppress(Warning):
+        warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=3)
 
 
 class NoActiveRunError(TrackhookError):

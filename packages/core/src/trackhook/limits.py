@@ -58,18 +58,27 @@ class TrackerLimits:
             return None
         return re.compile(f"(?!{self.key_chars}).", re.DOTALL)
 
+    def why_unstorable(self, key: str) -> str | None:
+        """Why the tracker cannot store ``key`` as it is, or ``None`` when it can."""
+        forbidden = self._forbidden
+        found = forbidden.findall(key) if forbidden is not None else []
+        if found:
+            characters = ", ".join(repr(character) for character in dict.fromkeys(found))
+            return f"it holds {characters}, and keys may hold only {self.key_chars}"
+        if self.max_key_length is not None and len(key) > self.max_key_length:
+            return f"it has {len(key)} characters, more than {self.max_key_length}"
+        if key in self.reserved_keys:
+            return "the tracker writes a key of that name itself"
+        if self.path_keys and not _is_normal_path(key):
+            return "keys are paths, and it is not a normal one ('//', an end '/', '.' or '..')"
+        return None
+
     def storable_key(self, key: str) -> str:
         """Return ``key`` unchanged if the tracker can store it, else its renamed form."""
-        forbidden = self._forbidden
-        too_long = self.max_key_length is not None and len(key) > self.max_key_length
-        bad_path = self.path_keys and not _is_normal_path(key)
-        if (
-            not too_long
-            and not bad_path
-            and key not in self.reserved_keys
-            and (forbidden is None or not forbidden.search(key))
-        ):
+        if self.why_unstorable(key) is None:
             return key
+        forbidden = self._forbidden
+        bad_path = self.path_keys and not _is_normal_path(key)
         clean = forbidden.sub("_", key) if forbidden is not None else key
         if bad_path:
             clean = clean.replace("/", "_")

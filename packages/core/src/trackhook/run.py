@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trackhook.delivery import TrackerWorker
-from trackhook.errors import InvalidValueError, TrackerDeliveryError, TrackhookError
+from trackhook.errors import (
+    InvalidValueError,
+    TrackerDeliveryError,
+    TrackhookError,
+    warn_in_background,
+)
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import redact
@@ -64,7 +69,9 @@ class Run:
 
         sends = self.rank in (None, 0) or loaded.config.ranks == "all"
         # A process that joins another's run only spools; the owner delivers its file.
-        trackers = build_trackers(loaded) if sends and owner else []
+        built = build_trackers(loaded) if sends and owner else None
+        trackers = built.loaded if built is not None else []
+        self._not_loaded = built.not_loaded if built is not None else []
         self._spool = (
             SpoolWriter(self._store.new_spool_path(run_id, self.rank), write_through=not owner)
             if sends
@@ -192,6 +199,12 @@ class Run:
             self._spool.close()
         self.status = status
         self.ended_at = time.time()
+        for tracker in self._not_loaded:
+            warn_in_background(
+                f"tracker {tracker.name!r} was not loaded ({tracker.error}); the values of run "
+                f"{self.run_id!r} are kept in {self._store.spool_dir(self.run_id)}: deliver them "
+                f"with `trackhook sync {self.run_id}` once the plugin is fixed"
+            )
         if self.owner:
             self._merge_other_processes()
             self._write_run_log()
@@ -248,6 +261,7 @@ class Run:
                 }
                 for worker in self._workers
             ],
+            "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
             "user_defined_metrics": self.user_defined_metrics,
         }
 

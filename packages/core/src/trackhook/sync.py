@@ -70,7 +70,7 @@ def sync_run(
         TrackerWorker(
             tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
         )
-        for tracker in build_trackers(loaded, settings)
+        for tracker in build_trackers(loaded, settings, strict=True).loaded
     ]
     wait = loaded.config.delivery.flush_timeout if timeout is None else timeout
     for worker in workers:
@@ -99,7 +99,11 @@ def _final_status(status: str) -> Status | None:
 
 def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[TrackerSettings]:
     """The configured trackers; without any configuration, the ones the run log recorded."""
-    recorded = document.get("experiment_trackers") or []
+    # Trackers that did not load when the run ran are the ones that most need a sync.
+    recorded = [
+        *(document.get("experiment_trackers") or []),
+        *(document.get("trackers_not_loaded") or []),
+    ]
     if loaded.source.startswith("the default") and recorded:
         for item in recorded:
             if REDACTED in json.dumps(item.get("config") or {}):

@@ -8,6 +8,7 @@ tracker.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -26,7 +27,13 @@ from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
 from trackhook.registry import TrackerFactory, load_tracker_class
 
-__all__ = ["LoadedTracker", "TrackerHooks", "build_trackers"]
+__all__ = [
+    "BuiltTrackers",
+    "LoadedTracker",
+    "TrackerHooks",
+    "TrackerNotLoaded",
+    "build_trackers",
+]
 
 
 class TrackerHooks:
@@ -47,8 +54,14 @@ class TrackerHooks:
             if any(impl.plugin is plugin for impl in getattr(hook, name).get_hookimpls())
         }
         self.batches = "trackhook_log_batch" in implemented
+        self.receives_metrics = self.batches or "trackhook_log_metric" in implemented
+        self.receives_params = self.batches or "trackhook_log_param" in implemented
         self.receives_values = bool(implemented)
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
+
+    def receives(self, record: MetricRecord | ParamRecord) -> bool:
+        """Whether a hook of this tracker takes ``record`` (one kind may have no hook)."""
+        return self.receives_metrics if isinstance(record, MetricRecord) else self.receives_params
 
     def open_run(self, run: RunInfo) -> dict[str, str]:
         facts: dict[str, str] = {}
@@ -88,46 +101,62 @@ class LoadedTracker:
     recorded_config: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrackerNotLoaded:
+    """A configured tracker left out of a run because its plugin is broken (``on_error: warn``)."""
+
+    name: str
+    type: str
+    config: dict[str, Any]
+    """As configured, with secrets removed: what ``trackhook sync`` rebuilds the tracker from."""
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "config": self.config, "error": self.error}
+
+
+@dataclass
+class BuiltTrackers:
+    """The configured trackers that loaded, and those that did not."""
+
+    loaded: list[LoadedTracker]
+    not_loaded: list[TrackerNotLoaded] = field(default_factory=list)
+
+
 def build_trackers(
-    loaded: LoadedConfig, settings: Sequence[TrackerSettings] | None = None
-) -> list[LoadedTracker]:
-    """Import, validate, build and register the trackers the configuration names."""
+    loaded: LoadedConfig, settings: Sequence[TrackerSettings] | None = None, *, strict: bool = False
+) -> BuiltTrackers:
+    """Import, validate, build and register the trackers the configuration names.
+
+    A configuration mistake (an unknown type, an invalid field) is always an error. A broken
+    plugin (its import, its constructor, a hook that breaks the contract) is a ``TrackerLoadError``
+    with ``on_error: raise`` or ``strict``; otherwise it is a warning and the run goes on without
+    that tracker, as it would if the tracker failed later: its values stay in the spool.
+    """
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    built: list[tuple[TrackerSettings, object, dict[str, Any], str]] = []
+    built: list[tuple[TrackerSettings, object, dict[str, Any]]] = []
+    not_loaded: list[TrackerNotLoaded] = []
     for item in loaded.config.trackers if settings is None else settings:
-        found = load_tracker_class(item.type, loaded.source)
-        distribution = found.distribution
         try:
-            instance, recorded = _instantiate(found.factory, item, loaded.source)
-        except ConfigError:
-            raise
-        except Exception as error:  # a bug in the plugin's constructor
-            failure = TrackerLoadError(item.type, distribution, f"{type(error).__name__}: {error}")
-            if item.on_error == "raise":
-                raise failure from error
+            instance, recorded = _load(manager, item, loaded.source)
+        except TrackerLoadError as failure:
+            if strict or item.on_error == "raise":
+                raise
+            error = redact_text(str(failure))
             warnings.warn(
-                f"trackhook: {redact_text(str(failure))}; the run goes on without tracker "
-                f"{item.display_name!r} (its values stay in the run's spool for `trackhook sync`)",
+                f"trackhook: {error}; the run goes on without tracker {item.display_name!r} "
+                "(its values stay in the run's spool: deliver them with `trackhook sync` once the "
+                "plugin is fixed)",
                 TrackhookWarning,
                 stacklevel=4,
             )
+            not_loaded.append(
+                TrackerNotLoaded(item.display_name, item.type, redact(dict(item.config)), error)
+            )
             continue
-        try:
-            manager.register(instance, name=item.display_name)
-        except pluggy.PluginValidationError as error:
-            raise TrackerLoadError(item.type, distribution, error) from error
-        built.append((item, instance, recorded, distribution))
-    try:
-        manager.check_pending()
-    except pluggy.PluginValidationError as error:
-        culprit = next(entry for entry in built if entry[1] is error.plugin)
-        raise TrackerLoadError(
-            culprit[0].type,
-            culprit[3],
-            f"{error} (a hook name must be one of: {', '.join(hookspecs.__all__)})",
-        ) from error
-    return [
+        built.append((item, instance, recorded))
+    trackers = [
         LoadedTracker(
             name=item.display_name,
             settings=item,
@@ -136,8 +165,76 @@ def build_trackers(
             hooks=TrackerHooks(manager, instance),
             recorded_config=recorded,
         )
-        for item, instance, recorded, _ in built
+        for item, instance, recorded in built
     ]
+    for tracker in trackers:
+        _warn_of_a_missing_value_hook(tracker)
+    return BuiltTrackers(trackers, not_loaded)
+
+
+def _load(
+    manager: pluggy.PluginManager, item: TrackerSettings, source: str
+) -> tuple[object, dict[str, Any]]:
+    """Build ``item``'s tracker and register it, or raise ``TrackerLoadError`` saying why not."""
+    found = load_tracker_class(item.type, source)
+    try:
+        instance, recorded = _instantiate(found.factory, item, source)
+    except ConfigError:
+        raise
+    except Exception as error:  # a bug in the plugin's constructor
+        raise TrackerLoadError(
+            item.type, found.distribution, f"{type(error).__name__}: {error}"
+        ) from error
+    try:
+        manager.register(instance, name=item.display_name)
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            raise pluggy.PluginValidationError(
+                error.plugin,
+                f"{error} (a hook name must be one of: {', '.join(hookspecs.__all__)})",
+            ) from error
+        unmarked = _unmarked_hooks(manager, instance)
+        if unmarked:
+            raise pluggy.PluginValidationError(
+                instance,
+                f"{', '.join(unmarked)} of {type(instance).__name__} "
+                f"{'is' if len(unmarked) == 1 else 'are'} not marked with @trackhook.hookimpl, "
+                "so it would never be called: add the decorator",
+            )
+    except pluggy.PluginValidationError as error:
+        if manager.is_registered(instance):
+            manager.unregister(instance)
+        raise TrackerLoadError(item.type, found.distribution, error) from error
+    return instance, recorded
+
+
+def _unmarked_hooks(manager: pluggy.PluginManager, instance: object) -> list[str]:
+    """Hook names the tracker defines without ``@trackhook.hookimpl``: pluggy ignores those."""
+    registered = {caller.name for caller in manager.get_hookcallers(instance) or []}
+    return [
+        name
+        for name in hookspecs.__all__
+        if name not in registered and callable(getattr(type(instance), name, None))
+    ]
+
+
+def _warn_of_a_missing_value_hook(tracker: LoadedTracker) -> None:
+    hooks = tracker.hooks
+    if hooks.receives_metrics == hooks.receives_params:
+        return  # both kinds have a hook, or neither (a tracker that only opens and closes runs)
+    missing, kind = (
+        ("trackhook_log_metric", "numeric values")
+        if hooks.receives_params
+        else ("trackhook_log_param", "other values (strings, bools, lists)")
+    )
+    warnings.warn(
+        f"trackhook: tracker {tracker.name!r} implements neither {missing} nor "
+        f"trackhook_log_batch: its {kind} are not sent to it (the run log keeps them; they are "
+        "counted as 'skipped' in its delivery report)",
+        TrackhookWarning,
+        stacklevel=4,
+    )
 
 
 def _instantiate(
@@ -148,10 +245,21 @@ def _instantiate(
     if model is None:
         if item.config:
             raise ConfigError(f"{where}: takes no config, got fields {sorted(item.config)}")
-        return factory(), {}
+        # ``cls(config)`` as for every tracker, the config being empty; ``cls()`` suits too.
+        return (factory({}) if _takes_one_argument(factory) else factory()), {}
     try:
         config = model.model_validate(item.config)
     except ValidationError as error:
         raise ConfigError(f"{where}: {describe_validation_error(error)}") from None
     recorded = redact(config.model_dump(mode="json", by_alias=False))
     return factory(config), recorded
+
+
+def _takes_one_argument(factory: TrackerFactory) -> bool:
+    try:
+        inspect.signature(factory).bind({})
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): assume the contract's cls(config)
+        return True
+    return True

@@ -78,11 +78,12 @@ class RunView:
 
     @property
     def value_count(self) -> int:
-        """How many (key, step) values the run holds, counted from the run log alone (cheap)."""
-        count = 0
-        for value in (self.document.get("user_defined_metrics") or {}).values():
-            count += len(value) if _looks_stepped(value) else 1
-        return count
+        """How many (key, step) values the run holds, nested dicts counted by their leaves.
+
+        That is how trackers receive them, so a run whose values were each tracked once shows the
+        count its trackers report as delivered.
+        """
+        return sum(len(steps) for steps in self.values.values())
 
     @cached_property
     def values(self) -> dict[str, dict[int, Any]]:

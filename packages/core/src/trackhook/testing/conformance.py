@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,14 +311,28 @@ class TrackerConformance:
             "run_log_store": str(self._workdir / ".run_log_store"),
             "delivery": {"interval": 0.01, "flush_timeout": self.flush_timeout},
         }
-        if raises is None:
-            with trackhook.start_run(run_id, self.run_tag, config=config) as run:
-                body()
-        else:
-            with pytest.raises(raises):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if raises is None:
                 with trackhook.start_run(run_id, self.run_tag, config=config) as run:
                     body()
+            else:
+                with pytest.raises(raises):
+                    with trackhook.start_run(run_id, self.run_tag, config=config) as run:
+                        body()
+        for warning in caught:  # shown as usual; kept here to explain a tracker that did not load
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
         log = json.loads(run.run_log_path.read_text(encoding="utf-8"))
+        loaded = {item["name"] for item in log["experiment_trackers"]}
+        configured = [item.get("name") or item["type"] for item in trackers]
+        not_loaded = [name for name in configured if name not in loaded]
+        _expect(
+            not not_loaded,
+            f"tracker {', '.join(map(repr, not_loaded))} did not load: "
+            + " / ".join(str(warning.message) for warning in caught),
+        )
         for item in log["experiment_trackers"]:
             delivery = item["delivery"]
             _expect(

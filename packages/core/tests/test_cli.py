@@ -397,6 +397,11 @@ def test_trackers_lists_each_tracker_with_its_distribution_and_config_fields(
     install(tmp_path, monkeypatch, "acme-tracker", {"acme": ACME}, "acme = acme:Tracker")
     broken = {"broken_tracker": "import nothing_like_this\n"}
     install(tmp_path, monkeypatch, "broken-tracker", broken, "broken = broken_tracker:Tracker")
+    typo = {
+        "typo_tracker": "import trackhook\n\nclass Tracker:\n    @trackhook.hookimpl\n"
+        "    def trackhook_log_metrc(self, key):\n        pass\n"
+    }
+    install(tmp_path, monkeypatch, "typo-tracker", typo, "typo = typo_tracker:Tracker")
     result = trackhook_cli("trackers", env={"PYTHONPATH": str(tmp_path / "site")})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -413,6 +418,9 @@ def test_trackers_lists_each_tracker_with_its_distribution_and_config_fields(
     assert "broken-tracker" in out
     assert "(cannot be loaded)" in out
     assert "nothing_like_this" in out
+    (typo_line,) = [line for line in lines if line.startswith("typo ")]
+    assert "(cannot be loaded)" in typo_line
+    assert "unknown hook 'trackhook_log_metrc'" in typo_line
 
 
 # -- trackhook sync ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "TrackerHooks",
     "TrackerNotLoaded",
     "build_trackers",
+    "contract_problem",
 ]
 
 
@@ -186,7 +187,31 @@ def _load(
             item.type, found.distribution, f"{type(error).__name__}: {error}"
         ) from error
     try:
-        manager.register(instance, name=item.display_name)
+        _register_checked(manager, instance, item.display_name)
+    except pluggy.PluginValidationError as error:
+        raise TrackerLoadError(item.type, found.distribution, error) from error
+    return instance, recorded
+
+
+def contract_problem(factory: TrackerFactory) -> str | None:
+    """How a tracker class breaks the hook contract, found without building it, or ``None``.
+
+    For ``trackhook trackers``, so that a plugin with a misspelled or unmarked hook shows up as
+    broken before a run finds out.
+    """
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    try:
+        _register_checked(manager, factory, None)
+    except pluggy.PluginValidationError as error:
+        return str(error)
+    return None
+
+
+def _register_checked(manager: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    """Register ``plugin``, or leave it out and raise ``PluginValidationError`` saying why."""
+    try:
+        manager.register(plugin, name=name)
         try:
             manager.check_pending()
         except pluggy.PluginValidationError as error:
@@ -194,28 +219,29 @@ def _load(
                 error.plugin,
                 f"{error} (a hook name must be one of: {', '.join(hookspecs.__all__)})",
             ) from error
-        unmarked = _unmarked_hooks(manager, instance)
+        unmarked = _unmarked_hooks(manager, plugin)
         if unmarked:
+            owner = plugin if isinstance(plugin, type) else type(plugin)
             raise pluggy.PluginValidationError(
-                instance,
-                f"{', '.join(unmarked)} of {type(instance).__name__} "
+                plugin,
+                f"{', '.join(unmarked)} of {owner.__name__} "
                 f"{'is' if len(unmarked) == 1 else 'are'} not marked with @trackhook.hookimpl, "
                 "so it would never be called: add the decorator",
             )
-    except pluggy.PluginValidationError as error:
-        if manager.is_registered(instance):
-            manager.unregister(instance)
-        raise TrackerLoadError(item.type, found.distribution, error) from error
-    return instance, recorded
+    except pluggy.PluginValidationError:
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        raise
 
 
-def _unmarked_hooks(manager: pluggy.PluginManager, instance: object) -> list[str]:
+def _unmarked_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
     """Hook names the tracker defines without ``@trackhook.hookimpl``: pluggy ignores those."""
-    registered = {caller.name for caller in manager.get_hookcallers(instance) or []}
+    owner = plugin if isinstance(plugin, type) else type(plugin)
+    registered = {caller.name for caller in manager.get_hookcallers(plugin) or []}
     return [
         name
         for name in hookspecs.__all__
-        if name not in registered and callable(getattr(type(instance), name, None))
+        if name not in registered and callable(getattr(owner, name, None))
     ]
 
 

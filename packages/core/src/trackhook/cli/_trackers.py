@@ -41,6 +41,7 @@ def trackers_command(arguments: argparse.Namespace) -> int:
         first = [tracker.name, tracker.distribution, tracker.version]
         if tracker.problem is not None:
             rows.append([*first, "(cannot be loaded)", "", tracker.problem])
+            first = ["", "", ""]
         elif not tracker.fields:
             rows.append([*first, "(no settings)", "", ""])
         for index, item in enumerate(tracker.fields):
@@ -58,6 +59,7 @@ def describe_installed_trackers() -> list[TrackerDescription]:
     from trackhook.__about__ import __version__
     from trackhook.errors import TrackhookError
     from trackhook.registry import ENTRY_POINT_GROUP, installed_trackers, load_tracker_class
+    from trackhook.trackers import contract_problem
 
     points = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
     described = []
@@ -77,6 +79,7 @@ def describe_installed_trackers() -> list[TrackerDescription]:
             if point is None and found.distribution != "trackhook":
                 tracker.distribution, tracker.version = found.distribution, ""
             tracker.fields = describe_config_model(getattr(found.factory, "config_model", None))
+            tracker.problem = contract_problem(found.factory)
         described.append(tracker)
     return described
 

@@ -341,8 +341,8 @@ class NoSettings:
         self.values: list[tuple[str, float]] = []
 
     @trackhook.hookimpl
-    def trackhook_log_metric(self, key: str, value: float) -> None:
-        self.values.append((key, value))
+    def trackhook_log_batch(self, metrics: list[trackhook.MetricRecord]) -> None:
+        self.values.extend((metric.key, metric.value) for metric in metrics)
 
 
 def test_a_tracker_without_a_config_model_is_built_as_cls_config_with_an_empty_config() -> None:

@@ -278,6 +278,15 @@ def test_a_run_with_nan_shows_it_and_leaves_a_gap_in_the_sparkline() -> None:
     assert line.endswith("▁ █")
 
 
+def test_a_metric_that_reached_infinity_shows_it_as_its_max() -> None:
+    with trackhook.start_run(run_id="inf-run"):
+        for step, value in enumerate([1.0, float("inf"), float("nan")]):
+            trackhook.track_this(step=step, loss=value)
+    result = trackhook_cli("show", "inf-run")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("loss"))
+    assert line.split()[3:6] == ["nan", "1", "inf"]
+
+
 def test_show_of_an_unknown_run_is_one_line_and_a_hint() -> None:
     make_run("known-run")
     result = trackhook_cli("show", "known-rum")

@@ -67,8 +67,28 @@ def test_broken_yaml_names_the_file() -> None:
 
 def test_an_unknown_top_level_field_names_the_file_and_field() -> None:
     _write("trackhook.yaml", "experiment_trackr:\n  type: mlflow\n")
-    with pytest.raises(trackhook.ConfigError, match=r"trackhook\.yaml.*'experiment_trackr'"):
+    with pytest.raises(
+        trackhook.ConfigError, match=r"trackhook\.yaml.*'experiment_trackr'"
+    ) as caught:
         load_config()
+    assert "did you mean 'experiment_tracker'?" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "hint"),
+    [
+        ({"delivery": {"flush_timout": 1}}, "did you mean 'flush_timeout'?"),
+        ({"experiment_tracker": {"type": "x", "on_eror": "raise"}}, "did you mean 'on_error'?"),
+        ({"experiment_trackers": [{"type": "x", "nmae": "a"}]}, "did you mean 'name'?"),
+    ],
+)
+def test_a_misspelled_nested_field_gets_the_closest_field_and_the_list(
+    config: dict[str, object], hint: str
+) -> None:
+    with pytest.raises(trackhook.ConfigError) as caught:
+        load_config(config)
+    assert hint in str(caught.value)
+    assert "the fields are: " in str(caught.value)
 
 
 def test_tracker_and_trackers_together_are_rejected() -> None:
@@ -150,10 +170,11 @@ def test_an_unknown_tracker_field_is_an_error(
         {"acme_tracker": SETTINGS_PLUGIN},
         "acme = acme_tracker:Tracker",
     )
-    with pytest.raises(trackhook.ConfigError, match="'urll'"):
+    with pytest.raises(trackhook.ConfigError, match="'urll'") as caught:
         trackhook.start_run(
             config={"experiment_tracker": {"type": "acme", "config": {"url": "x", "urll": 1}}}
         ).__enter__()
+    assert "did you mean 'url'? the fields are: url, batch" in str(caught.value)
 
 
 def test_a_tracker_that_fails_to_import_names_its_distribution_and_the_cause(

@@ -84,6 +84,33 @@ def test_an_always_failing_tracker_keeps_values_for_sync_which_delivers_them_onc
     assert closes_of(sink) == ["SUCCESS"], "closed once, by the first sync"
 
 
+class NeverAnswers(RecordingTracker):
+    """A server that accepts the connection and never answers: its hook does not return."""
+
+    release = threading.Event()
+
+    @trackhook.hookimpl
+    def trackhook_open_run(self, run: trackhook.RunInfo) -> None:
+        self.release.wait(60)
+
+
+def test_a_tracker_stuck_in_a_hook_is_reported_with_its_undelivered_values(tmp_path: Path) -> None:
+    NeverAnswers.release.clear()
+    config = recording_config("stuck", flush_timeout=0.2)
+    try:
+        with registered("stuck", NeverAnswers), pytest.warns(trackhook.TrackhookWarning) as caught:
+            with trackhook.start_run("stuck-run", config=config) as run:
+                trackhook.track_this(step=1, loss=0.5, note="kept")
+    finally:
+        NeverAnswers.release.set()
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "could not deliver 2 values" in messages
+    assert "did not return within flush_timeout" in messages
+    assert "trackhook sync stuck-run" in messages
+    (report,) = json.loads(run.run_log_path.read_text())["experiment_trackers"]
+    assert report["delivery"]["undelivered"] == 2
+
+
 CRASHING_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})

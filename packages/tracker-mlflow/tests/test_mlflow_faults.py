@@ -23,12 +23,16 @@ TRACKHOOK_COMMAND = str(Path(sys.executable).parent / "trackhook")
 
 @pytest.fixture
 def fault_config(mlflow_config: Any, own_mlflow_server: Any) -> Any:
-    """Fail fast and retry often: the tests wait for MLflow's recovery, not its backoff."""
+    """Fail fast and retry often: the tests wait for MLflow's recovery, not its backoff.
+
+    A stopped server refuses connections at once; the request timeout only has to outlast a slow
+    answer on a loaded CI machine (a 1,000-value batch to a server just restarted).
+    """
 
     def config(flush_timeout: float) -> dict[str, Any]:
         return mlflow_config(  # type: ignore[no-any-return]
             own_mlflow_server.url,
-            mlflow={"max_retries": 0, "request_timeout": 2},
+            mlflow={"max_retries": 0, "request_timeout": 10},
             flush_timeout=flush_timeout,
             max_backoff=1.0,
         )

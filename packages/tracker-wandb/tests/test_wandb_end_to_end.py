@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ import trackhook
 from trackhook_wandb import STEP_METRIC
 
 Read = Callable[..., Any]  # the read_run fixture: returns a WandbRunFile of conftest.py
+TRACKHOOK = str(Path(sys.executable).with_name("trackhook"))  # the core's console script
 
 
 class Eggs(BaseModel):
@@ -219,3 +221,58 @@ print(importers)
     importers = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert importers
     assert threading.main_thread().name not in importers
+
+
+IMPLICIT_RUN_SCRIPT = """
+import trackhook
+trackhook.track_this(step=1, loss=0.5)
+if {wait_for_open}:
+    with trackhook.get_experiment_tracker_context():  # waits until W&B has opened the run
+        pass
+trackhook.track_this(step=2, loss=0.25)
+"""
+
+
+def run_implicitly(tmp_path: Path, run_id: str, *, wait_for_open: bool) -> str:
+    """A script with no start_run, in a run named by the environment; returns its stderr."""
+    config = tmp_path / "trackhook.yaml"
+    config.write_text(json.dumps(wandb_config(tmp_path)))
+    script = IMPLICIT_RUN_SCRIPT.format(wait_for_open=wait_for_open)
+    env = {**os.environ, "TRACKHOOK_RUN_ID": run_id, "TRACKHOOK_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_an_implicit_run_delivers_its_last_values_before_wandb_finishes_the_run(
+    tmp_path: Path, read_run: Read, run_id: str
+) -> None:
+    # W&B registers an exit handler that finishes its run; trackhook's must run first.
+    stderr = run_implicitly(tmp_path, run_id, wait_for_open=True)
+    logged = read_run(run_id)
+    assert logged.values_of("loss") == [(1, 0.5), (2, 0.25)]
+    assert logged.exit_code == 0
+    assert "TrackhookWarning" not in stderr
+    assert run_log(run_id)["experiment_trackers"][0]["delivery"]["undelivered"] == 0
+
+
+def test_an_implicit_run_ending_before_wandb_opened_leaves_its_values_to_sync(
+    tmp_path: Path, read_run: Read, run_id: str
+) -> None:
+    # At interpreter exit W&B can no longer start: the values wait in the spool, the warning
+    # says how to deliver them, and `trackhook sync` does.
+    stderr = run_implicitly(tmp_path, run_id, wait_for_open=False)
+    document = run_log(run_id)
+    undelivered = document["experiment_trackers"][0]["delivery"]["undelivered"]
+    if undelivered:
+        assert f"trackhook sync {run_id}" in stderr
+        sync = subprocess.run(
+            [TRACKHOOK, "--config", str(tmp_path / "trackhook.yaml"), "sync", run_id],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sync.returncode == 0, sync.stderr
+    assert read_run(run_id).values_of("loss") == [(1, 0.5), (2, 0.25)]

@@ -113,14 +113,16 @@ def _export_for_children(run: Run, loaded: LoadedConfig) -> dict[str, str]:
     return exported
 
 
-def _finish(run: Run, status: Status, *, propagate_tracker_errors: bool) -> None:
+def _finish(
+    run: Run, status: Status, *, propagate_tracker_errors: bool, at_exit: bool = False
+) -> None:
     """Track the environment's variables, then close: the run closes whatever they hold."""
     try:
         if run.owner:
             _track_environment(run, os.environ, at_close=True)
     finally:
         try:
-            run.close(status)
+            run.close(status, at_exit=at_exit)
         except Exception:
             if propagate_tracker_errors:
                 raise
@@ -225,7 +227,13 @@ def _implicit_run() -> Run:
                 loaded, config=loaded.config.model_copy(update={"run_log_store": store})
             )
         run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
-        _implicit = Run(run_id, os.environ.get(TAG_ENV, ""), loaded, owner=not joined)
+        _implicit = Run(
+            run_id,
+            os.environ.get(TAG_ENV, ""),
+            loaded,
+            owner=not joined,
+            on_tracker_opened=_close_implicit_run_before_trackers_exit_handlers,
+        )
         if not joined:  # for the life of the process: its children join this run
             os.environ.update(_export_for_children(_implicit, loaded))
         atexit.register(_close_implicit_run)
@@ -237,7 +245,20 @@ def _close_implicit_run() -> None:
     global _implicit
     run, _implicit = _implicit, None
     if run is not None:
-        _finish(run, "FAIL" if _uncaught_exception else "SUCCESS", propagate_tracker_errors=False)
+        status: Status = "FAIL" if _uncaught_exception else "SUCCESS"
+        _finish(run, status, propagate_tracker_errors=False, at_exit=True)
+
+
+def _close_implicit_run_before_trackers_exit_handlers() -> None:
+    """Register the implicit run's exit handler again, once a tracker has opened the run.
+
+    Exit handlers run last registered, first called. A tracker library may register its own when
+    its run opens (W&B finishes its run at exit): trackhook's must come after it, so that it runs
+    first and delivers the last values into a run that is still open.
+    """
+    if _implicit is not None:
+        atexit.unregister(_close_implicit_run)
+        atexit.register(_close_implicit_run)
 
 
 def _watch_for_uncaught_exceptions() -> None:

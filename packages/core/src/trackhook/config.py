@@ -11,12 +11,13 @@ This module imports pydantic and PyYAML; the core imports it only when a run ope
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -196,13 +197,61 @@ def _validate(data: dict[str, Any], source: str, path: Path | None = None) -> Lo
     try:
         return LoadedConfig(TrackhookConfig.model_validate(data), source, path)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {describe_validation_error(error)}") from None
+        raise ConfigError(
+            f"{source}: {describe_validation_error(error, TrackhookConfig)}"
+        ) from None
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: the dotted field and pydantic's reason."""
+def describe_validation_error(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per problem: the dotted field and pydantic's reason.
+
+    An unknown field of ``model`` also gets the closest known field and the list of them: a typo
+    is the usual cause, and the list saves a trip to the docs.
+    """
     problems = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        problems.append(f"field {field!r}: {problem['msg']}")
+        location = problem["loc"]
+        field = ".".join(str(part) for part in location) or "(top level)"
+        described = f"field {field!r}: {problem['msg']}"
+        owner = _model_at(model, location[:-1]) if model is not None else None
+        if problem["type"] == "extra_forbidden" and owner is not None and location:
+            described += _known_fields(str(location[-1]), owner)
+        problems.append(described)
     return "; ".join(problems)
+
+
+def _model_at(model: type[BaseModel], location: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the nested field at ``location`` (``("delivery",)``), if it is one."""
+    for part in location:
+        if isinstance(part, int):
+            continue  # an item of a list of models
+        fields = model.model_fields
+        info = fields.get(part) or next(
+            (info for info in fields.values() if info.alias == part), None
+        )
+        nested = _only_model_in(info.annotation) if info is not None else None
+        if nested is None:
+            return None
+        model = nested
+    return model
+
+
+def _only_model_in(annotation: Any) -> type[BaseModel] | None:
+    """``M`` for ``M``, ``M | None``, ``list[M]`` or ``M | list[M]``; else ``None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    found = {model for arg in get_args(annotation) if (model := _only_model_in(arg)) is not None}
+    return found.pop() if len(found) == 1 else None
+
+
+def _known_fields(unknown: str, model: type[BaseModel]) -> str:
+    known = list(
+        dict.fromkeys(
+            written
+            for name, info in model.model_fields.items()
+            for written in (name, info.alias or name)
+        )
+    )
+    close = difflib.get_close_matches(unknown, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f" ({guess}the fields are: {', '.join(known)})"

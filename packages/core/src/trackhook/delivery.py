@@ -104,6 +104,7 @@ class TrackerWorker(threading.Thread):
         *,
         own_spool: SpoolWriter | None,
         on_fatal: Callable[[str, BaseException], None] | None = None,
+        on_opened: Callable[[], None] | None = None,
         open_eagerly: bool = True,
     ) -> None:
         super().__init__(name=f"trackhook-{tracker.name}", daemon=True)
@@ -119,6 +120,7 @@ class TrackerWorker(threading.Thread):
         self._own = own_spool
         self._open_eagerly = open_eagerly
         self._on_fatal = on_fatal
+        self._on_opened = on_opened
         self._positions = store.positions(run.run_id, tracker.name)
         if open_eagerly:
             self._positions.reopen()
@@ -130,14 +132,24 @@ class TrackerWorker(threading.Thread):
         self._wake = threading.Event()
         self._finish = threading.Event()
         self._finish_status: Status | None = None
+        self._at_exit = False
         self._deadline = float("inf")
         self._done = False
+        self._report_lock = threading.Lock()
+        self._reported = False
 
     # -- control, from other threads -------------------------------------------------------------
 
-    def finish(self, status: Status | None, timeout: float) -> None:
-        """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any)."""
+    def finish(self, status: Status | None, timeout: float, *, at_exit: bool = False) -> None:
+        """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any).
+
+        ``at_exit``: the interpreter is exiting, when a tracker library may no longer start
+        threads or register exit handlers. A failure then ends delivery at once instead of being
+        retried until ``timeout``: the values stay in the spool for ``trackhook sync``, and the
+        user's process is not held up.
+        """
         self._finish_status = status
+        self._at_exit = at_exit
         self._deadline = time.monotonic() + timeout
         self._finish.set()
         self._wake.set()
@@ -148,6 +160,25 @@ class TrackerWorker(threading.Thread):
         self._loop()
         if self._own is not None:
             self._own.flush()
+        self._final_report()
+
+    def give_up(self) -> None:
+        """Report now, from the closing thread, while this thread is still stuck in a hook.
+
+        A hook that never returns (a server that accepts the connection and never answers, a
+        client library blocked at interpreter exit) must not make the run log claim that
+        everything was delivered: what the tracker has not acknowledged is counted and reported
+        as undelivered, and stays in the spool for ``trackhook sync``.
+        """
+        if self.report.last_error is None:
+            self.report.last_error = "a hook of the tracker did not return within flush_timeout"
+        self._final_report()
+
+    def _final_report(self) -> None:
+        with self._report_lock:
+            if self._reported:
+                return
+            self._reported = True
         self.report.undelivered = self._undelivered()
         if self.report.undelivered and self.fatal is None:
             self._warn(
@@ -173,6 +204,8 @@ class TrackerWorker(threading.Thread):
                         self._on_fatal(self.tracker.name, error)
                     return
                 self.report.retried += 1
+                if finishing and self._at_exit:
+                    return
                 if not self._warned:
                     self._warned = True
                     self._warn(
@@ -197,6 +230,8 @@ class TrackerWorker(threading.Thread):
             with self._positions.opening():
                 self.facts = self.tracker.hooks.open_run(self.run_info)
             self.opened.set()
+            if self._on_opened is not None:
+                self._on_opened()
 
     def _pass(self, finishing: bool) -> None:
         """Deliver every spool file of the run that no other process is delivering right now.

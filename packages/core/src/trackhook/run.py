@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,10 +44,20 @@ class Run:
     ``user_defined_metrics`` is the run log's record of every value, in runnable's shape.
     """
 
-    def __init__(self, run_id: str, tag: str, loaded: LoadedConfig, *, owner: bool) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        tag: str,
+        loaded: LoadedConfig,
+        *,
+        owner: bool,
+        on_tracker_opened: Callable[[], None] | None = None,
+    ) -> None:
         if "/" in run_id or "\\" in run_id or run_id in (".", ".."):
             raise InvalidValueError(
-                "run_id", f"{run_id!r} names a file of the run log store: drop '/', '\\' and dots"
+                "run_id",
+                f"{run_id!r} names a file of the run log store: drop '/' and '\\' "
+                "('.' and '..' are not run ids either)",
             )
         self.run_id = run_id
         self.tag = tag
@@ -85,6 +95,7 @@ class Run:
                 loaded.config.delivery,
                 own_spool=self._spool,
                 on_fatal=self._on_fatal,
+                on_opened=on_tracker_opened,
             )
             for tracker in trackers
         ]
@@ -183,17 +194,23 @@ class Run:
 
     # -- closing -------------------------------------------------------------------------------
 
-    def close(self, status: Status) -> None:
-        """Deliver, close the run in its trackers, and write the run log; idempotent."""
+    def close(self, status: Status, *, at_exit: bool = False) -> None:
+        """Deliver, close the run in its trackers, and write the run log; idempotent.
+
+        ``at_exit``: closing from an exit handler; see ``TrackerWorker.finish``.
+        """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
         timeout = self._loaded.config.delivery.flush_timeout
         for worker in self._workers:
-            worker.finish(status, timeout)
-        for worker in self._workers:
-            worker.join(timeout + 5)
+            worker.finish(status, timeout, at_exit=at_exit)
+        deadline = time.monotonic() + timeout + _GRACE_AFTER_FLUSH_TIMEOUT
+        for worker in self._workers:  # one deadline for all: they deliver in parallel
+            worker.join(max(deadline - time.monotonic(), 0.0))
+            if worker.is_alive():
+                worker.give_up()
         self._stop_flushing.set()
         if self._spool is not None:
             self._spool.close()
@@ -264,6 +281,10 @@ class Run:
             "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
             "user_defined_metrics": self.user_defined_metrics,
         }
+
+
+_GRACE_AFTER_FLUSH_TIMEOUT = 5.0
+"""Seconds a worker gets beyond ``flush_timeout`` to return from the hook it is in."""
 
 
 def _iso(timestamp: float) -> str:

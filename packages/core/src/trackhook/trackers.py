@@ -276,7 +276,7 @@ def _instantiate(
     try:
         config = model.model_validate(item.config)
     except ValidationError as error:
-        raise ConfigError(f"{where}: {describe_validation_error(error)}") from None
+        raise ConfigError(f"{where}: {describe_validation_error(error, model)}") from None
     recorded = redact(config.model_dump(mode="json", by_alias=False))
     return factory(config), recorded
 

@@ -89,8 +89,8 @@ def show_run(run: RunView, out: Output) -> None:
                 key,
                 _steps(steps),
                 _number(steps[max(steps)]),
-                _number(_finite_min(steps.values())),
-                _number(_finite_max(steps.values())),
+                _number(_min_ignoring_nan(steps.values())),
+                _number(_max_ignoring_nan(steps.values())),
                 sparkline([steps[step] for step in sorted(steps)], unicode=unicode),
             ]
             for key, steps in metrics.items()
@@ -137,14 +137,15 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _finite_min(values: Any) -> float:
-    finite = [value for value in values if math.isfinite(value)]
-    return min(finite) if finite else math.nan
+def _min_ignoring_nan(values: Any) -> float:
+    """NaN has no order; the infinities do, so a metric that reached ``inf`` shows it."""
+    ordered = [value for value in values if not math.isnan(value)]
+    return min(ordered) if ordered else math.nan
 
 
-def _finite_max(values: Any) -> float:
-    finite = [value for value in values if math.isfinite(value)]
-    return max(finite) if finite else math.nan
+def _max_ignoring_nan(values: Any) -> float:
+    ordered = [value for value in values if not math.isnan(value)]
+    return max(ordered) if ordered else math.nan
 
 
 def _number(value: float) -> str:

@@ -111,6 +111,22 @@ def test_a_tracker_stuck_in_a_hook_is_reported_with_its_undelivered_values(tmp_p
     assert report["delivery"]["undelivered"] == 2
 
 
+def test_sync_out_of_time_says_the_run_is_not_closed_yet(tmp_path: Path) -> None:
+    store = {"run_log_store": str(tmp_path / "store")}
+    with trackhook.start_run("to-sync", config=store):
+        trackhook.track_this(loss=0.5)
+    NeverAnswers.release.clear()
+    try:
+        with registered("stuck", NeverAnswers):
+            config = {**recording_config("stuck"), **store}
+            (result,) = sync_runs(["to-sync"], config, timeout=0.1)
+    finally:
+        NeverAnswers.release.set()
+    assert result.not_closed == ["stuck"]
+    assert result.closed_as is None
+    assert result.undelivered == {"stuck": 1}
+
+
 CRASHING_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})

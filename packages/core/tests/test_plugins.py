@@ -173,6 +173,14 @@ def test_a_plugin_breaking_the_contract_is_left_out_and_synced_once_fixed(tmp_pa
         (result,) = sync_runs(["broken-plugin"], {**config, **recording_config("typo")})
     assert result.delivered == {"typo": 1}
     assert fixed.metrics("loss") == {1: 0.5}
+    synced = json.loads(run.run_log_path.read_text())
+    assert synced["trackers_not_loaded"] == []
+    assert {
+        item["name"]: item["delivery"]["delivered"] for item in synced["experiment_trackers"]
+    } == {
+        "recording": 1,
+        "typo": 1,
+    }
 
 
 class ForgotTheMarker:

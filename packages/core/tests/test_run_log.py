@@ -11,6 +11,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 import trackhook
+from trackhook.testing import recording
+
+from .conftest import recording_config
 
 
 class Eggs(BaseModel):
@@ -141,3 +144,17 @@ def test_run_log_store_folder_is_configurable(tmp_path: Path) -> None:
     with trackhook.start_run(run_id="r", config={"run_log_store": str(tmp_path / "logs")}):
         trackhook.track_this(x=1)
     assert (tmp_path / "logs" / "r.json").is_file()
+
+
+def test_a_resumed_run_keeps_its_first_start_all_values_and_the_sum_of_its_counts() -> None:
+    with recording(), trackhook.start_run("resumed", config=recording_config()) as first:
+        trackhook.track_this(step=1, loss=0.5)
+    started = read_log(first)["start_time"]
+    with recording(), trackhook.start_run("resumed", config=recording_config()) as second:
+        trackhook.track_this(step=2, loss=0.25, note="again")
+    log = read_log(second)
+    assert log["start_time"] == started
+    assert len(log["resumed_at"]) == 1  # type: ignore[arg-type]
+    assert log["user_defined_metrics"] == {"loss": {"1": 0.5, "2": 0.25}, "note": {"2": "again"}}
+    (tracker,) = log["experiment_trackers"]  # type: ignore[misc]
+    assert tracker["delivery"]["delivered"] == 3

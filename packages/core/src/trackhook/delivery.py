@@ -22,15 +22,16 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trackhook.errors import TrackhookWarning, warn_in_background
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
-from trackhook.redaction import redact_text
+from trackhook.redaction import redact, redact_text
+from trackhook.runlog import add_earlier_counts
 from trackhook.store import RunStore, SpoolEntry, SpoolWriter, iter_spool, read_spool
 from trackhook.values import flatten, is_metric
 
@@ -38,7 +39,13 @@ if TYPE_CHECKING:
     from trackhook.config import DeliverySettings
     from trackhook.trackers import LoadedTracker
 
-__all__ = ["DeliveryReport", "TrackerWorker", "TrackhookWarning", "count_values"]
+__all__ = [
+    "DeliveryReport",
+    "TrackerWorker",
+    "TrackhookWarning",
+    "count_values",
+    "wait_for_workers",
+]
 
 _DEFAULT_BATCH = 1000
 _READ_BYTES = 64 * 1024
@@ -83,6 +90,19 @@ class _Prepared:
     line_counts: list[int] = field(default_factory=list)  # records made up to each line's end
     line_offsets: list[int] = field(default_factory=list)  # the spool offset of each line's end
     sent: int = 0
+
+
+_GRACE_AFTER_TIMEOUT = 5.0
+"""Seconds a worker gets beyond its timeout to return from the hook it is in."""
+
+
+def wait_for_workers(workers: Iterable[TrackerWorker], timeout: float) -> None:
+    """Wait for finishing workers together; report those still stuck in a hook after ``timeout``."""
+    deadline = time.monotonic() + timeout + _GRACE_AFTER_TIMEOUT
+    for worker in workers:
+        worker.join(max(deadline - time.monotonic(), 0.0))
+        if worker.is_alive():
+            worker.give_up()
 
 
 def count_values(entries: Iterable[SpoolEntry]) -> int:
@@ -161,6 +181,22 @@ class TrackerWorker(threading.Thread):
         if self._own is not None:
             self._own.flush()
         self._final_report()
+
+    def run_log_entry(self, earlier_delivery: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """This tracker in the run log: settings, the tracker's facts, and the delivery counts
+        (with those of earlier sessions of the same run added in)."""
+        return {
+            "name": self.tracker.name,
+            "type": self.tracker.settings.type,
+            "on_error": self.tracker.settings.on_error,
+            "config": self.tracker.recorded_config,
+            "run": redact(self.facts),
+            "delivery": add_earlier_counts(self.report.as_dict(), earlier_delivery),
+        }
+
+    def closed_in_tracker(self) -> bool:
+        """Whether the run has been closed in this tracker (by this process or another)."""
+        return self._positions.closed_status() is not None
 
     def give_up(self) -> None:
         """Report now, from the closing thread, while this thread is still stuck in a hook.

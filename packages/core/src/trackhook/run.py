@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trackhook.delivery import TrackerWorker
+from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import (
     InvalidValueError,
     TrackerDeliveryError,
@@ -27,8 +27,13 @@ from trackhook.errors import (
 )
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
-from trackhook.redaction import redact
-from trackhook.runlog import MetricsRecord, record_from_spools, write_run_log
+from trackhook.runlog import (
+    MetricsRecord,
+    read_run_log,
+    record_from_spools,
+    start_time_of,
+    write_run_log,
+)
 from trackhook.store import RunStore, SpoolWriter, spool_rank
 from trackhook.values import check_step, normalise_values
 
@@ -68,6 +73,13 @@ class Run:
         self.rank = current_rank()
         self._loaded = loaded
         self._store = RunStore(loaded.config.run_log_store)
+        earlier = self._earlier_session() if owner else {}
+        self.started_at = start_time_of(earlier) or self.started_at
+        self._resumed_at = [*earlier.get("resumed_at", []), _iso(time.time())] if earlier else []
+        self._earlier_delivery = {
+            str(item.get("name")): item.get("delivery") or {}
+            for item in earlier.get("experiment_trackers") or []
+        }
         self._record = MetricsRecord()
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
@@ -206,11 +218,7 @@ class Run:
         timeout = self._loaded.config.delivery.flush_timeout
         for worker in self._workers:
             worker.finish(status, timeout, at_exit=at_exit)
-        deadline = time.monotonic() + timeout + _GRACE_AFTER_FLUSH_TIMEOUT
-        for worker in self._workers:  # one deadline for all: they deliver in parallel
-            worker.join(max(deadline - time.monotonic(), 0.0))
-            if worker.is_alive():
-                worker.give_up()
+        wait_for_workers(self._workers, timeout)
         self._stop_flushing.set()
         if self._spool is not None:
             self._spool.close()
@@ -254,6 +262,18 @@ class Run:
         if any(path != self._spool.path for path in spools):
             self._record = record_from_spools(spools)
 
+    def _earlier_session(self) -> dict[str, Any]:
+        """The run log of this run_id from an earlier session that this one continues, if any.
+
+        A resumed run keeps its first start time and adds up its delivery counts, as the trackers
+        themselves continue the same run.
+        """
+        path = self.run_log_path
+        try:
+            return read_run_log(path) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}  # unreadable: this session's run log replaces it
+
     def _write_run_log(self) -> None:
         write_run_log(self.run_log_path, self.run_log_document())
 
@@ -264,27 +284,17 @@ class Run:
             "status": self.status,
             "start_time": _iso(self.started_at),
             "end_time": _iso(self.ended_at) if self.ended_at else None,
+            **({"resumed_at": self._resumed_at} if self._resumed_at else {}),
             "owner": {"host": socket.gethostname(), "pid": os.getpid()},
             "rank": self.rank,
             "config_source": self._loaded.source,
             "experiment_trackers": [
-                {
-                    "name": worker.tracker.name,
-                    "type": worker.tracker.settings.type,
-                    "on_error": worker.tracker.settings.on_error,
-                    "config": worker.tracker.recorded_config,
-                    "run": redact(worker.facts),
-                    "delivery": worker.report.as_dict(),
-                }
+                worker.run_log_entry(self._earlier_delivery.get(worker.tracker.name))
                 for worker in self._workers
             ],
             "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
             "user_defined_metrics": self.user_defined_metrics,
         }
-
-
-_GRACE_AFTER_FLUSH_TIMEOUT = 5.0
-"""Seconds a worker gets beyond ``flush_timeout`` to return from the hook it is in."""
 
 
 def _iso(timestamp: float) -> str:

@@ -17,13 +17,23 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from trackhook.store import SpoolEntry, iter_spool
 from trackhook.values import Value
 
-__all__ = ["MetricsRecord", "read_run_log", "record_from_spools", "strict_json", "write_run_log"]
+__all__ = [
+    "CUMULATIVE_COUNTS",
+    "MetricsRecord",
+    "add_earlier_counts",
+    "read_run_log",
+    "record_from_spools",
+    "start_time_of",
+    "strict_json",
+    "write_run_log",
+]
 
 
 class MetricsRecord:
@@ -101,3 +111,26 @@ def write_run_log(path: Path, document: Mapping[str, Any]) -> None:
 def read_run_log(path: Path) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
+
+
+def start_time_of(document: Mapping[str, Any]) -> float | None:
+    """The run log's ``start_time`` as a timestamp, or ``None`` when it has none readable."""
+    try:
+        return datetime.fromisoformat(str(document["start_time"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+CUMULATIVE_COUNTS = ("delivered", "retried", "renamed", "truncated", "skipped")
+"""Delivery counts that add up across the sessions of a run (a resumed run, a sync)."""
+
+
+def add_earlier_counts(
+    report: Mapping[str, Any], earlier: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``report`` with the counts of earlier sessions of the same tracker added in."""
+    combined = dict(report)
+    if earlier:
+        for name in CUMULATIVE_COUNTS:
+            combined[name] = int(combined.get(name) or 0) + int(earlier.get(name) or 0)
+    return combined

@@ -18,15 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
-from trackhook.delivery import TrackerWorker
+from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import ConfigError
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import REDACTED
-from trackhook.runlog import read_run_log, record_from_spools, write_run_log
+from trackhook.runlog import read_run_log, record_from_spools, start_time_of, write_run_log
 from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
 
-__all__ = ["SyncResult", "sync_run", "sync_runs"]
+__all__ = ["SYNC_TIMEOUT", "SyncResult", "sync_run", "sync_runs"]
+
+SYNC_TIMEOUT = 60.0
+"""Seconds each tracker gets per run, at least, unless ``--timeout`` says otherwise.
+
+Longer than a run's ``flush_timeout``: nobody's training waits for a sync, and opening a run can
+take seconds (importing the tracker's library, creating a store).
+"""
 
 
 @dataclass
@@ -38,6 +45,9 @@ class SyncResult:
     delivered: dict[str, int] = field(default_factory=dict)
     undelivered: dict[str, int] = field(default_factory=dict)
     closed_as: Status | None = None
+    """The status the run was closed with in every tracker by this sync, if it was."""
+    not_closed: list[str] = field(default_factory=list)
+    """Trackers in which the run should have been closed but is not yet (out of time)."""
     abandoned: bool = False
 
 
@@ -65,25 +75,28 @@ def sync_run(
     abandoned = status == "RUNNING" and _owner_is_gone(document.get("owner"))
     final: Status | None = "FAIL" if abandoned else _final_status(status)
     settings = _tracker_settings(loaded, document)
-    run = RunInfo(run_id=run_id, tag=str(document.get("tag", "")), started_at=_start(document))
+    run = RunInfo(
+        run_id=run_id, tag=str(document.get("tag", "")), started_at=start_time_of(document) or 0.0
+    )
     workers = [
         TrackerWorker(
             tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
         )
         for tracker in build_trackers(loaded, settings, strict=True).loaded
     ]
-    wait = loaded.config.delivery.flush_timeout if timeout is None else timeout
+    wait = max(loaded.config.delivery.flush_timeout, SYNC_TIMEOUT) if timeout is None else timeout
     for worker in workers:
         worker.finish(final, wait)
         worker.start()
-    for worker in workers:
-        worker.join()
+    wait_for_workers(workers, wait)
     result = SyncResult(run_id, "FAIL" if abandoned else status, abandoned=abandoned)
     for worker in workers:
         result.delivered[worker.tracker.name] = worker.report.delivered
         result.undelivered[worker.tracker.name] = worker.report.undelivered
-        if final is not None and worker.report.undelivered == 0 and not worker.busy_spools:
-            result.closed_as = final
+        if final is not None and not worker.closed_in_tracker():
+            result.not_closed.append(worker.tracker.name)
+    if final is not None and workers and not result.not_closed:
+        result.closed_as = final
     if document:
         _update_run_log(log_path, document, workers, store, abandoned)
     return result
@@ -136,13 +149,6 @@ def _owner_is_gone(owner: Any) -> bool:
     return False
 
 
-def _start(document: dict[str, Any]) -> float:
-    try:
-        return datetime.fromisoformat(str(document["start_time"])).timestamp()
-    except (KeyError, ValueError):
-        return 0.0
-
-
 def _update_run_log(
     path: Path,
     document: dict[str, Any],
@@ -150,13 +156,20 @@ def _update_run_log(
     store: RunStore,
     abandoned: bool,
 ) -> None:
-    reports = {worker.tracker.name: worker.report for worker in workers}
-    for item in document.get("experiment_trackers") or []:
-        report = reports.get(item.get("name"))
-        if report is not None:
-            delivery = item.setdefault("delivery", {})
-            delivery["delivered"] = delivery.get("delivered", 0) + report.delivered
-            delivery["undelivered"] = report.undelivered
+    listed = {str(item.get("name")): item for item in document.get("experiment_trackers") or []}
+    for worker in workers:  # a tracker new to the run, or one that had not loaded, is added
+        earlier = listed.get(worker.tracker.name, {})
+        entry = worker.run_log_entry(earlier.get("delivery"))
+        for kept in ("on_error", "config"):  # as the run had them, not as sync overrides them
+            if kept in earlier:
+                entry[kept] = earlier[kept]
+        if earlier.get("run") and not worker.facts:
+            entry["run"] = earlier["run"]
+        listed[worker.tracker.name] = entry
+    document["experiment_trackers"] = list(listed.values())
+    document["trackers_not_loaded"] = [
+        item for item in document.get("trackers_not_loaded") or [] if item.get("name") not in listed
+    ]
     if abandoned:
         document["status"] = "FAIL"
         document["end_time"] = datetime.now().astimezone().isoformat()

@@ -174,7 +174,11 @@ def _parser() -> argparse.ArgumentParser:
         help="deliver undelivered values, close runs whose process died",
     )
     sync.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: every run")
-    sync.add_argument("--timeout", type=float, help="seconds to wait for each tracker")
+    sync.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds each tracker gets per run (default: the larger of flush_timeout and 60)",
+    )
     sync.set_defaults(handler=_lazy("trackhook.cli._sync", "sync_command"))
     return parser
 

@@ -41,6 +41,12 @@ def sync_command(arguments: argparse.Namespace) -> int:
             if missing:
                 left += sum(missing.values())
                 line += "; still undelivered " + ", ".join(f"{n}: {c}" for n, c in missing.items())
+            if result.not_closed:
+                left += 1
+                line += (
+                    f"; not closed yet in {', '.join(result.not_closed)} (out of time: run "
+                    "sync again, or give it more with --timeout)"
+                )
             out.line(line)
             advance()
     return 1 if left else 0

@@ -39,6 +39,21 @@ def test_native_calls_land_in_the_trackhook_run(
     assert mlflow_run.info.status == "FINISHED"
 
 
+def test_a_nested_run_started_inside_lands_beside_its_parent_and_the_experiment_is_restored(
+    tracking_uri: str, client: MlflowClient, names: Any, mlflow_config: Any
+) -> None:
+    run_id, tag = names
+    experiment_before = mlflow.tracking.fluent._active_experiment_id
+    with trackhook.start_run(run_id, tag, config=mlflow_config(tracking_uri)):
+        with trackhook.get_experiment_tracker_context() as parent:
+            with mlflow.start_run(run_name="child", nested=True) as child:
+                mlflow.log_param("fold", 1)
+    stored = client.get_run(child.info.run_id)
+    assert stored.info.experiment_id == parent.info.experiment_id
+    assert stored.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert mlflow.tracking.fluent._active_experiment_id == experiment_before
+
+
 def test_leaving_the_context_restores_the_users_uri_and_active_run(
     tracking_uri: str,
     names: Any,

@@ -157,6 +157,12 @@ def test_config_tags_are_set_on_the_run(run_in_mlflow: Any) -> None:
     assert mlflow_run.data.tags["stage"] == "dev"
 
 
+def test_runs_carry_mlflows_own_user_and_source_tags(run_in_mlflow: Any) -> None:
+    _, mlflow_run = run_in_mlflow(lambda: trackhook.track_this(x=1))
+    assert mlflow_run.data.tags["mlflow.user"]
+    assert mlflow_run.data.tags["mlflow.source.type"] == "LOCAL"
+
+
 def test_a_long_param_is_truncated_and_kept_whole_as_an_artifact(
     run_in_mlflow: Any, client: MlflowClient, tmp_path: Path
 ) -> None:

@@ -43,6 +43,11 @@ def test_server_url_is_an_alias_of_tracking_uri() -> None:
     )
 
 
+def test_tracking_uri_and_its_alias_together_are_one_clear_error() -> None:
+    with pytest.raises(ValidationError, match="tracking_uri or its alias server_url, not both"):
+        MlflowConfig.model_validate({"tracking_uri": "sqlite:///a.db", "server_url": "http://h"})
+
+
 def test_defaults_leave_the_uri_to_mlflow_and_bound_the_retries() -> None:
     config = MlflowConfig()
     assert config.tracking_uri is None

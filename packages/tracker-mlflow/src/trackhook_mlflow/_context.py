@@ -1,9 +1,11 @@
 """The client context: MLflow's fluent API pointed at the trackhook run, then put back as it was.
 
-Inside the context, ``mlflow.active_run()`` is the trackhook run and the global tracking URI is the
-tracker's, so ``mlflow.log_param`` or ``mlflow.log_artifact`` land in that run. On leaving, the
-caller's global tracking URI, its ``MLFLOW_TRACKING_URI`` variable and the thread's stack of active
-runs are restored exactly: a run the user had started is active again, and none is ended.
+Inside the context, ``mlflow.active_run()`` is the trackhook run, the global tracking URI is the
+tracker's and the active experiment is the run's, so ``mlflow.log_param`` or ``mlflow.log_artifact``
+land in that run and ``mlflow.start_run(nested=True)`` makes a child run beside it. On leaving, the
+caller's global tracking URI, its ``MLFLOW_TRACKING_URI`` variable, its active experiment and the
+thread's stack of active runs are restored exactly: a run the user had started is active again,
+and none is ended.
 
 ``mlflow.start_run(run_id=...)`` is not used, because leaving it ends the run (FINISHED) and it
 refuses to start while the user has a run of their own active.
@@ -32,15 +34,18 @@ def active_run_context(
     """Make the run ``mlflow_run_id`` of ``client``'s store the active MLflow run for a block."""
     saved_uri = tracking_utils._tracking_uri
     saved_env = os.environ.get(MLFLOW_TRACKING_URI.name)
+    saved_experiment = fluent._active_experiment_id
     stack = fluent._active_run_stack.get()
     saved_stack = list(stack)
     try:
         active = mlflow.ActiveRun(client.get_run(mlflow_run_id))
         mlflow.set_tracking_uri(client.tracking_uri)
+        fluent._active_experiment_id = active.info.experiment_id
         stack.append(active)
         yield active
     finally:
         stack[:] = saved_stack
+        fluent._active_experiment_id = saved_experiment
         mlflow.set_tracking_uri(saved_uri)
         if saved_env is None:
             os.environ.pop(MLFLOW_TRACKING_URI.name, None)

@@ -171,6 +171,7 @@ class MlflowTracker:
         """Find the MLflow run of ``run.run_id`` (by its tag) and continue it, or create it."""
         import mlflow
         from mlflow.entities import RunStatus, RunTag
+        from mlflow.tracking.context.registry import resolve_tags
 
         from trackhook_mlflow._client import bounded_client
 
@@ -196,7 +197,9 @@ class MlflowTracker:
             created = client.create_run(
                 experiment_id,
                 start_time=int(run.started_at * 1000) if run.started_at else None,
-                tags={**self.config.tags, RUN_ID_TAG: run.run_id},
+                # MLflow's own context tags first (user, source, git commit), as its fluent
+                # start_run sets them: the UI's User and Source columns are filled.
+                tags=resolve_tags({**self.config.tags, RUN_ID_TAG: run.run_id}),
                 run_name=run.run_id,
             )
             state = _OpenRun(client, created.info.run_id, experiment_id)

@@ -6,7 +6,9 @@ reported instead of being silently ignored.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["MlflowConfig"]
 
@@ -50,3 +52,12 @@ class MlflowConfig(BaseModel):
         default_factory=dict,
         description="Tags set on every run this tracker creates or continues.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_the_uri(cls, data: Any) -> Any:
+        # Both names at once would otherwise be reported as "tracking_uri: extra input", which
+        # points at the documented name.
+        if isinstance(data, dict) and "tracking_uri" in data and "server_url" in data:
+            raise ValueError("give tracking_uri or its alias server_url, not both")
+        return data

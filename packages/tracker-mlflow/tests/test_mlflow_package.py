@@ -43,6 +43,19 @@ def test_server_url_is_an_alias_of_tracking_uri() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "uri",
+    ["http://h:5000", "sqlite:///m.db", "postgresql+psycopg2://u@h/db", "/tmp/mlruns", "file:///x"],
+)
+def test_tracking_uris_mlflow_takes_are_accepted(uri: str) -> None:
+    assert MlflowConfig.model_validate({"tracking_uri": uri}).tracking_uri == uri
+
+
+def test_a_misspelt_tracking_uri_scheme_is_an_error_with_a_guess() -> None:
+    with pytest.raises(ValidationError, match="scheme 'htp' \\(did you mean 'http'\\?"):
+        MlflowConfig.model_validate({"tracking_uri": "htp://127.0.0.1:5000"})
+
+
 def test_tracking_uri_and_its_alias_together_are_one_clear_error() -> None:
     with pytest.raises(ValidationError, match="tracking_uri or its alias server_url, not both"):
         MlflowConfig.model_validate({"tracking_uri": "sqlite:///a.db", "server_url": "http://h"})

@@ -6,11 +6,29 @@ reported instead of being silently ignored.
 
 from __future__ import annotations
 
+import difflib
+import urllib.parse
+from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["MlflowConfig"]
+
+# The tracking-store schemes MLflow itself registers (its ``_register_tracking_stores``); plugins
+# add theirs under the entry-point group ``mlflow.tracking_store``.
+MLFLOW_STORE_SCHEMES = (
+    "file",
+    "http",
+    "https",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
 
 
 class MlflowConfig(BaseModel):
@@ -53,6 +71,24 @@ class MlflowConfig(BaseModel):
         description="Tags set on every run this tracker creates or continues.",
     )
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _a_scheme_mlflow_knows(cls, uri: str | None) -> str | None:
+        # A misspelt scheme (`htp://`) would otherwise fail on every retry for the whole run, with
+        # an MLflow message about the model registry.
+        scheme = urllib.parse.urlparse(uri or "").scheme.lower()
+        if len(scheme) <= 1:  # a path, or a Windows drive letter
+            return uri
+        known = [*MLFLOW_STORE_SCHEMES, *_plugin_schemes()]
+        if scheme.split("+")[0] in known:  # postgresql+psycopg2: a database driver
+            return uri
+        close = difflib.get_close_matches(scheme, known, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"MLflow has no tracking store for the scheme {scheme!r} ({guess}it knows: "
+            f"{', '.join(known)}; a plain path is a local folder)"
+        )
+
     @model_validator(mode="before")
     @classmethod
     def _one_name_for_the_uri(cls, data: Any) -> Any:
@@ -61,3 +97,8 @@ class MlflowConfig(BaseModel):
         if isinstance(data, dict) and "tracking_uri" in data and "server_url" in data:
             raise ValueError("give tracking_uri or its alias server_url, not both")
         return data
+
+
+def _plugin_schemes() -> list[str]:
+    """Schemes of installed MLflow tracking-store plugins, read without importing MLflow."""
+    return [point.name for point in entry_points(group="mlflow.tracking_store")]

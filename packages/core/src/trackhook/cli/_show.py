@@ -89,8 +89,7 @@ def show_run(run: RunView, out: Output) -> None:
                 key,
                 _steps(steps),
                 _number(steps[max(steps)]),
-                _number(_min_ignoring_nan(steps.values())),
-                _number(_max_ignoring_nan(steps.values())),
+                *map(_number, _low_and_high(steps.values())),
                 sparkline([steps[step] for step in sorted(steps)], unicode=unicode),
             ]
             for key, steps in metrics.items()
@@ -137,15 +136,10 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _min_ignoring_nan(values: Any) -> float:
+def _low_and_high(values: Any) -> tuple[float, float]:
     """NaN has no order; the infinities do, so a metric that reached ``inf`` shows it."""
     ordered = [value for value in values if not math.isnan(value)]
-    return min(ordered) if ordered else math.nan
-
-
-def _max_ignoring_nan(values: Any) -> float:
-    ordered = [value for value in values if not math.isnan(value)]
-    return max(ordered) if ordered else math.nan
+    return (min(ordered), max(ordered)) if ordered else (math.nan, math.nan)
 
 
 def _number(value: float) -> str:

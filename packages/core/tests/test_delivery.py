@@ -122,9 +122,29 @@ def test_sync_out_of_time_says_the_run_is_not_closed_yet(tmp_path: Path) -> None
             (result,) = sync_runs(["to-sync"], config, timeout=0.1)
     finally:
         NeverAnswers.release.set()
-    assert result.not_closed == ["stuck"]
+    assert list(result.not_closed) == ["stuck"]
     assert result.closed_as is None
     assert result.undelivered == {"stuck": 1}
+
+
+def test_sync_goes_on_past_a_tracker_that_cannot_be_loaded(tmp_path: Path) -> None:
+    store = {"run_log_store": str(tmp_path / "store")}
+    for run_id in ("first", "second"):
+        with trackhook.start_run(run_id, config=store):
+            trackhook.track_this(loss=0.5)
+
+    class Misspelled:
+        @trackhook.hookimpl
+        def trackhook_log_metrc(self) -> None:
+            pass
+
+    with registered("typo", Misspelled), recording() as recorder:
+        config = {**recording_config("typo", "recording"), **store}
+        results = sync_runs(["first", "second"], config)
+    assert [list(result.not_loaded) for result in results] == [["typo"], ["typo"]]
+    assert [result.delivered for result in results] == [{"recording": 1}, {"recording": 1}]
+    assert all(result.closed_as is None for result in results), "typo's run is still to close"
+    assert len(recorder.metric_records()) == 2
 
 
 CRASHING_CHILD = """

@@ -257,7 +257,9 @@ def _close_implicit_run_before_trackers_exit_handlers() -> None:
     first and delivers the last values into a run that is still open.
     """
     if _implicit is not None:
-        atexit.unregister(_close_implicit_run)
+        # Not unregistered first: if the interpreter is already running its exit handlers, the
+        # new registration may come too late to be called, and the first one must still be.
+        # Closing is idempotent.
         atexit.register(_close_implicit_run)
 
 

@@ -92,6 +92,8 @@ class _Prepared:
     sent: int = 0
 
 
+_TRIES_AT_EXIT = 2
+"""Failed passes after which a worker gives up at interpreter exit (see ``finish``)."""
 _GRACE_AFTER_TIMEOUT = 5.0
 """Seconds a worker gets beyond its timeout to return from the hook it is in."""
 
@@ -164,9 +166,9 @@ class TrackerWorker(threading.Thread):
         """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any).
 
         ``at_exit``: the interpreter is exiting, when a tracker library may no longer start
-        threads or register exit handlers. A failure then ends delivery at once instead of being
-        retried until ``timeout``: the values stay in the spool for ``trackhook sync``, and the
-        user's process is not held up.
+        threads or register exit handlers. A failure is then retried once, not until
+        ``timeout``: what is left stays in the spool for ``trackhook sync``, and the user's
+        process is not held up by a tracker that cannot work any more.
         """
         self._finish_status = status
         self._at_exit = at_exit
@@ -211,22 +213,32 @@ class TrackerWorker(threading.Thread):
         self._final_report()
 
     def _final_report(self) -> None:
+        # Under the lock from start to end: whichever of this thread and the closing thread comes
+        # second returns only once the counts are in the report that the run log records.
         with self._report_lock:
             if self._reported:
                 return
+            self.report.undelivered = self._undelivered()
             self._reported = True
-        self.report.undelivered = self._undelivered()
-        if self.report.undelivered and self.fatal is None:
+        if self.fatal is not None:
+            return
+        run_id = self.run_info.run_id
+        last_error = f" (last error: {self.report.last_error})" if self.report.last_error else ""
+        if self.report.undelivered:
             self._warn(
                 f"tracker {self.tracker.name!r} could not deliver {self.report.undelivered} "
-                f"values of run {self.run_info.run_id!r}"
-                + (f" (last error: {self.report.last_error})" if self.report.last_error else "")
-                + f"; they are kept in {self.store.spool_dir(self.run_info.run_id)}; deliver them "
-                f"with: trackhook sync {self.run_info.run_id}"
+                f"values of run {run_id!r}{last_error}; they are kept in "
+                f"{self.store.spool_dir(run_id)}; deliver them with: trackhook sync {run_id}"
+            )
+        elif self._finish_status is not None and not self.closed_in_tracker():
+            self._warn(
+                f"tracker {self.tracker.name!r} has not closed run {run_id!r}{last_error}; "
+                f"close it with: trackhook sync {run_id}"
             )
 
     def _loop(self) -> None:
         backoff = 0.0
+        failures_at_exit = 0
         while True:
             finishing = self._finish.is_set()
             try:
@@ -241,7 +253,9 @@ class TrackerWorker(threading.Thread):
                     return
                 self.report.retried += 1
                 if finishing and self._at_exit:
-                    return
+                    failures_at_exit += 1
+                    if failures_at_exit == _TRIES_AT_EXIT:
+                        return
                 if not self._warned:
                     self._warned = True
                     self._warn(

@@ -270,9 +270,10 @@ class Run:
         """
         path = self.run_log_path
         try:
-            return read_run_log(path) if path.is_file() else {}
+            document = read_run_log(path) if path.is_file() else {}
         except (OSError, ValueError):
             return {}  # unreadable: this session's run log replaces it
+        return document if isinstance(document, dict) else {}
 
     def _write_run_log(self) -> None:
         write_run_log(self.run_log_path, self.run_log_document())

@@ -130,7 +130,12 @@ def add_earlier_counts(
 ) -> dict[str, Any]:
     """``report`` with the counts of earlier sessions of the same tracker added in."""
     combined = dict(report)
-    if earlier:
+    if isinstance(earlier, Mapping):
         for name in CUMULATIVE_COUNTS:
-            combined[name] = int(combined.get(name) or 0) + int(earlier.get(name) or 0)
+            combined[name] = _count(combined.get(name)) + _count(earlier.get(name))
     return combined
+
+
+def _count(value: object) -> int:
+    """A count from a run log, 0 for anything that is not one (a hand-edited or older file)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

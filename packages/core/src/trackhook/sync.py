@@ -46,8 +46,11 @@ class SyncResult:
     undelivered: dict[str, int] = field(default_factory=dict)
     closed_as: Status | None = None
     """The status the run was closed with in every tracker by this sync, if it was."""
-    not_closed: list[str] = field(default_factory=list)
-    """Trackers in which the run should have been closed but is not yet (out of time)."""
+    not_closed: dict[str, str | None] = field(default_factory=dict)
+    """Trackers in which the run should have been closed but is not yet, with their last error
+    (``None``: they ran out of time)."""
+    not_loaded: dict[str, str] = field(default_factory=dict)
+    """Trackers whose plugin could not be loaded, with the reason; their values wait."""
     abandoned: bool = False
 
 
@@ -78,11 +81,12 @@ def sync_run(
     run = RunInfo(
         run_id=run_id, tag=str(document.get("tag", "")), started_at=start_time_of(document) or 0.0
     )
+    built = build_trackers(loaded, settings, quiet=True)
     workers = [
         TrackerWorker(
             tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
         )
-        for tracker in build_trackers(loaded, settings, strict=True).loaded
+        for tracker in built.loaded
     ]
     wait = max(loaded.config.delivery.flush_timeout, SYNC_TIMEOUT) if timeout is None else timeout
     for worker in workers:
@@ -90,12 +94,13 @@ def sync_run(
         worker.start()
     wait_for_workers(workers, wait)
     result = SyncResult(run_id, "FAIL" if abandoned else status, abandoned=abandoned)
+    result.not_loaded = {tracker.name: tracker.error for tracker in built.not_loaded}
     for worker in workers:
         result.delivered[worker.tracker.name] = worker.report.delivered
         result.undelivered[worker.tracker.name] = worker.report.undelivered
         if final is not None and not worker.closed_in_tracker():
-            result.not_closed.append(worker.tracker.name)
-    if final is not None and workers and not result.not_closed:
+            result.not_closed[worker.tracker.name] = worker.report.last_error
+    if final is not None and workers and not result.not_closed and not result.not_loaded:
         result.closed_as = final
     if document:
         _update_run_log(log_path, document, workers, store, abandoned)

@@ -125,14 +125,15 @@ class BuiltTrackers:
 
 
 def build_trackers(
-    loaded: LoadedConfig, settings: Sequence[TrackerSettings] | None = None, *, strict: bool = False
+    loaded: LoadedConfig, settings: Sequence[TrackerSettings] | None = None, *, quiet: bool = False
 ) -> BuiltTrackers:
     """Import, validate, build and register the trackers the configuration names.
 
     A configuration mistake (an unknown type, an invalid field) is always an error. A broken
     plugin (its import, its constructor, a hook that breaks the contract) is a ``TrackerLoadError``
-    with ``on_error: raise`` or ``strict``; otherwise it is a warning and the run goes on without
-    that tracker, as it would if the tracker failed later: its values stay in the spool.
+    with ``on_error: raise``; otherwise it is a warning (none when ``quiet``: the caller reports
+    ``not_loaded`` itself) and the run goes on without that tracker, as it would if the tracker
+    failed later: its values stay in the spool.
     """
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
@@ -142,16 +143,17 @@ def build_trackers(
         try:
             instance, recorded = _load(manager, item, loaded.source)
         except TrackerLoadError as failure:
-            if strict or item.on_error == "raise":
+            if item.on_error == "raise":
                 raise
             error = redact_text(str(failure))
-            warnings.warn(
-                f"trackhook: {error}; the run goes on without tracker {item.display_name!r} "
-                "(its values stay in the run's spool: deliver them with `trackhook sync` once the "
-                "plugin is fixed)",
-                TrackhookWarning,
-                stacklevel=4,
-            )
+            if not quiet:
+                warnings.warn(
+                    f"trackhook: {error}; the run goes on without tracker {item.display_name!r} "
+                    "(its values stay in the run's spool: deliver them with `trackhook sync` once "
+                    "the plugin is fixed)",
+                    TrackhookWarning,
+                    stacklevel=4,
+                )
             not_loaded.append(
                 TrackerNotLoaded(item.display_name, item.type, redact(dict(item.config)), error)
             )

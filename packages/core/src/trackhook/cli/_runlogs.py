@@ -81,9 +81,16 @@ class RunView:
         """How many (key, step) values the run holds, nested dicts counted by their leaves.
 
         That is how trackers receive them, so a run whose values were each tracked once shows the
-        count its trackers report as delivered.
+        count its trackers report as delivered. Counted from the run log alone: listing runs
+        never reads their spools.
         """
-        return sum(len(steps) for steps in self.values.values())
+        from trackhook.values import flatten
+
+        count = 0
+        for key, value in (self.document.get("user_defined_metrics") or {}).items():
+            at_steps = value.values() if _looks_stepped(value) else [value]
+            count += sum(1 for inner in at_steps for _ in flatten(key, inner))
+        return count
 
     @cached_property
     def values(self) -> dict[str, dict[int, Any]]:

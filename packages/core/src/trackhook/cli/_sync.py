@@ -41,12 +41,16 @@ def sync_command(arguments: argparse.Namespace) -> int:
             if missing:
                 left += sum(missing.values())
                 line += "; still undelivered " + ", ".join(f"{n}: {c}" for n, c in missing.items())
-            if result.not_closed:
+            for name, error in result.not_closed.items():
                 left += 1
-                line += (
-                    f"; not closed yet in {', '.join(result.not_closed)} (out of time: run "
-                    "sync again, or give it more with --timeout)"
+                line += f"; not closed yet in {name} " + (
+                    f"(last error: {error})"
+                    if error
+                    else "(out of time: run sync again, or give it more with --timeout)"
                 )
+            for name, error in result.not_loaded.items():
+                left += 1
+                line += f"; tracker {name!r} not loaded ({error})"
             out.line(line)
             advance()
     return 1 if left else 0

@@ -11,7 +11,6 @@ This module imports pydantic and PyYAML; the core imports it only when a run ope
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from typing import Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from trackhook.errors import ConfigError
+from trackhook.errors import ConfigError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -252,6 +251,4 @@ def _known_fields(unknown: str, model: type[BaseModel]) -> str:
             for written in (name, info.alias or name)
         )
     )
-    close = difflib.get_close_matches(unknown, known, n=1)
-    guess = f"did you mean {close[0]!r}? " if close else ""
-    return f" ({guess}the fields are: {', '.join(known)})"
+    return f" ({did_you_mean(unknown, known)}the fields are: {', '.join(known)})"

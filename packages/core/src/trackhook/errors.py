@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterable
 
 __all__ = [
     "ConfigError",
@@ -18,6 +19,7 @@ __all__ = [
     "TrackhookError",
     "TrackhookWarning",
     "UnknownTrackerError",
+    "did_you_mean",
     "warn_in_background",
 ]
 
@@ -92,6 +94,17 @@ class TrackerDeliveryError(TrackhookError):
 
 class TrackhookWarning(UserWarning):
     """A tracker failed or could not store something; the message says what and what to do."""
+
+
+def did_you_mean(unknown: str, known: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``known`` to a misspelt name, else ``""``.
+
+    For error messages of the core and of tracker plugins alike (unknown fields, URI schemes).
+    """
+    import difflib  # only when an error is being written: not at ``import trackhook``
+
+    close = difflib.get_close_matches(unknown, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def warn_in_background(message: str) -> None:

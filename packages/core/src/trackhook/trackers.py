@@ -57,7 +57,7 @@ class TrackerHooks:
         self.batches = "trackhook_log_batch" in implemented
         self.receives_metrics = self.batches or "trackhook_log_metric" in implemented
         self.receives_params = self.batches or "trackhook_log_param" in implemented
-        self.receives_values = bool(implemented)
+        self.receives_values = self.receives_metrics or self.receives_params
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
     def receives(self, record: MetricRecord | ParamRecord) -> bool:
@@ -223,10 +223,9 @@ def _register_checked(manager: pluggy.PluginManager, plugin: object, name: str |
             ) from error
         unmarked = _unmarked_hooks(manager, plugin)
         if unmarked:
-            owner = plugin if isinstance(plugin, type) else type(plugin)
             raise pluggy.PluginValidationError(
                 plugin,
-                f"{', '.join(unmarked)} of {owner.__name__} "
+                f"{', '.join(unmarked)} of {_class_of(plugin).__name__} "
                 f"{'is' if len(unmarked) == 1 else 'are'} not marked with @trackhook.hookimpl, "
                 "so it would never be called: add the decorator",
             )
@@ -238,13 +237,17 @@ def _register_checked(manager: pluggy.PluginManager, plugin: object, name: str |
 
 def _unmarked_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
     """Hook names the tracker defines without ``@trackhook.hookimpl``: pluggy ignores those."""
-    owner = plugin if isinstance(plugin, type) else type(plugin)
     registered = {caller.name for caller in manager.get_hookcallers(plugin) or []}
     return [
         name
         for name in hookspecs.__all__
-        if name not in registered and callable(getattr(owner, name, None))
+        if name not in registered and callable(getattr(_class_of(plugin), name, None))
     ]
+
+
+def _class_of(plugin: object) -> type:
+    """The tracker class: ``plugin`` itself when checked unbuilt (``trackhook trackers``)."""
+    return plugin if isinstance(plugin, type) else type(plugin)
 
 
 def _warn_of_a_missing_value_hook(tracker: LoadedTracker) -> None:

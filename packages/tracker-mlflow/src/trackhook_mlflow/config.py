@@ -6,12 +6,13 @@ reported instead of being silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import urllib.parse
 from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trackhook.errors import did_you_mean
 
 __all__ = ["MlflowConfig"]
 
@@ -82,11 +83,10 @@ class MlflowConfig(BaseModel):
         known = [*MLFLOW_STORE_SCHEMES, *_plugin_schemes()]
         if scheme.split("+")[0] in known:  # postgresql+psycopg2: a database driver
             return uri
-        close = difflib.get_close_matches(scheme, known, n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(
-            f"MLflow has no tracking store for the scheme {scheme!r} ({guess}it knows: "
-            f"{', '.join(known)}; a plain path is a local folder)"
+            f"MLflow has no tracking store for the scheme {scheme!r} "
+            f"({did_you_mean(scheme, known)}it knows: {', '.join(known)}; a plain path is a "
+            "local folder)"
         )
 
     @model_validator(mode="before")

@@ -98,14 +98,13 @@ class WandbTracker:
             entries = {param.key: param.value for param in params}
             wandb_run.config.update(entries, allow_val_change=True)  # type: ignore[no-untyped-call]
         rows = history_rows(metrics)
-        identity = [(metric.key, metric.step, metric.timestamp) for metric in metrics]
-        offered_before, logged = self._partial.pop(run.run_id, (None, 0))
-        start = logged if offered_before == identity else 0
+        partial = self._partial.pop(run.run_id, None)
+        start = partial[1] if partial is not None and partial[0] == _identity(metrics) else 0
         for index in range(start, len(rows)):
             try:
                 wandb_run.log(rows[index])
             except BaseException:
-                self._partial[run.run_id] = (identity, index)
+                self._partial[run.run_id] = (_identity(metrics), index)
                 raise
 
     @hookimpl
@@ -173,3 +172,8 @@ class WandbTracker:
         if url:
             facts["url"] = url
         return facts
+
+
+def _identity(metrics: Sequence[MetricRecord]) -> list[tuple[str, int, float]]:
+    """What tells a batch offered again from a new one; computed only after a failure."""
+    return [(metric.key, metric.step, metric.timestamp) for metric in metrics]

@@ -26,6 +26,7 @@ PACKAGES = {
     "core": "packages/core",
     "mlflow": "packages/tracker-mlflow",
     "wandb": "packages/tracker-wandb",
+    "tensorboard": "packages/tracker-tensorboard",
 }
 EXAMPLE_PLUGIN = "./examples/trackhook-jsonl"
 
@@ -55,11 +56,22 @@ def tests_wandb(session: nox.Session) -> None:
     _pytest(session, "packages/tracker-wandb/tests")
 
 
+@nox.session(name="tests-tensorboard")
+def tests_tensorboard(session: nox.Session) -> None:
+    """trackhook-tensorboard with the core; no TensorFlow, torch, mlflow or wandb here."""
+    session.install(CORE, "./packages/tracker-tensorboard[test]")
+    _pytest(session, "packages/tracker-tensorboard/tests")
+
+
 @nox.session(name="tests-cross")
 def tests_cross(session: nox.Session) -> None:
     """The plugin contract across packages, and the example third-party plugin."""
     session.install(
-        f"{CORE}[test]", "./packages/tracker-mlflow", "./packages/tracker-wandb", EXAMPLE_PLUGIN
+        f"{CORE}[test]",
+        "./packages/tracker-mlflow",
+        "./packages/tracker-wandb",
+        "./packages/tracker-tensorboard",
+        EXAMPLE_PLUGIN,
     )
     _pytest(session, "tests", "examples/trackhook-jsonl/tests")
 
@@ -67,7 +79,14 @@ def tests_cross(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every test session above, each in its own environment."""
-    for name in ("tests-core", "tests-cross", "tests-wandb", "tests-mlflow", "docs"):
+    for name in (
+        "tests-core",
+        "tests-cross",
+        "tests-wandb",
+        "tests-mlflow",
+        "tests-tensorboard",
+        "docs",
+    ):
         session.notify(name)
 
 
@@ -78,7 +97,11 @@ def docs(session: nox.Session) -> None:
     # needs only their configuration models (for the generated configuration reference).
     session.install("mkdocs", "mkdocs-material", "mkdocstrings[python]", "ruff", f"{CORE}[cli]")
     session.install(
-        "--no-deps", "./packages/tracker-mlflow", "./packages/tracker-wandb", EXAMPLE_PLUGIN
+        "--no-deps",
+        "./packages/tracker-mlflow",
+        "./packages/tracker-wandb",
+        "./packages/tracker-tensorboard",
+        EXAMPLE_PLUGIN,
     )
     session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
@@ -109,6 +132,7 @@ def build(session: nox.Session) -> None:
         "trackhook-": "trackhook",
         "trackhook_mlflow-": "trackhook_mlflow",
         "trackhook_wandb-": "trackhook_wandb",
+        "trackhook_tensorboard-": "trackhook_tensorboard",
     }
     for wheel in wheels:
         module = next(
@@ -127,16 +151,35 @@ def build(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Track a simulated training run and print its run log as a table."""
-    session.install(CORE)
-    session.chdir(ROOT / "examples")
-    session.run("python", "quickstart.py")
+    """Track a simulated run into MLflow (sqlite), TensorBoard and a plugin at once; show it.
+
+    No server: the trackers are embedded. What it makes stays in .nox/demo-output, with the
+    commands to open it in MLflow's and TensorBoard's own UIs printed at the end.
+    """
+    session.install(
+        CORE,
+        "./packages/tracker-mlflow",
+        "./packages/tracker-tensorboard",
+        EXAMPLE_PLUGIN,
+    )
+    session.run("python", "examples/demo.py", str(ROOT / ".nox" / "demo-output"))
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks of the core, and of each adapter against its tracker's own client."""
-    session.install(CORE, "./packages/tracker-mlflow[test]", "./packages/tracker-wandb")
-    for script in ("bench/bench_core.py", "bench/bench_mlflow.py", "bench/bench_wandb.py"):
+    session.install(
+        CORE,
+        "./packages/tracker-mlflow[test]",
+        "./packages/tracker-wandb",
+        "./packages/tracker-tensorboard",
+        "tensorboardX",
+    )
+    for script in (
+        "bench/bench_core.py",
+        "bench/bench_mlflow.py",
+        "bench/bench_wandb.py",
+        "bench/bench_tensorboard.py",
+    ):
         if (ROOT / script).exists():
             session.run("python", script)

@@ -66,7 +66,7 @@ def test_every_first_party_package_comes_from_the_checkout_not_an_index() -> Non
     from importlib.metadata import distribution
 
     root = Path(__file__).parent.parent.resolve()
-    for name in ("trackhook", "trackhook-mlflow", "trackhook-wandb"):
+    for name in ("trackhook", "trackhook-mlflow", "trackhook-wandb", "trackhook-tensorboard"):
         direct_url = distribution(name).read_text("direct_url.json")
         assert direct_url is not None, f"{name} was installed from an index"
         url = json.loads(direct_url)["url"]

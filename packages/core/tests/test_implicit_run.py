@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -63,51 +65,109 @@ def test_without_a_run_id_in_the_environment_one_is_generated(tmp_path: Path) ->
     assert (tmp_path / ".run_log_store" / f"{run_id}.json").is_file()
 
 
-TRACKER_OPENING_DURING_EXIT = """
-import atexit, threading
+OPENS_LIKE_A_TRACKER_LIBRARY = """
+import atexit, sys, threading, time
 import trackhook
 from trackhook.registry import registered
 
-release = threading.Event()
+RECORD = sys.argv[1]
 
 
-class OpensLate:
+def record(line):
+    with open(RECORD, "a") as file:
+        file.write(line + "\\n")
+
+
+class OpensLikeATrackerLibrary:  # as MLflow and W&B open their runs
+
     @trackhook.hookimpl
     def trackhook_open_run(self, run):
-        release.wait(30)
+        time.sleep(0.5)  # importing a heavy library: the script ends meanwhile
+        import concurrent.futures  # first imported here, as a library's import would
+
+        atexit.register(record, "the tracker's exit handler")
+        thread = threading.Thread(target=record, args=("the tracker's thread",))
+        thread.start()
+        thread.join()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(record, "the tracker's executor").result()
 
     @trackhook.hookimpl
     def trackhook_log_batch(self, metrics):
-        pass
+        for metric in metrics:
+            record(f"{metric.key}={metric.value} at {metric.step}")
 
     @trackhook.hookimpl
     def trackhook_close_run(self, run, status):
-        print("closed", status, flush=True)
+        record(f"closed {status}")
 
 
-registration = registered("opens-late", OpensLate)  # kept: a dropped one unregisters
+registration = registered("opens-late", OpensLikeATrackerLibrary)  # kept: a dropped one unregisters
 registration.__enter__()
-trackhook.track_this(x=1.0)
-
-
-def users_own_exit_handler():  # registered after trackhook's: runs before it
-    release.set()
-    with trackhook.get_experiment_tracker_context():  # waits until the tracker has opened
-        pass
-
-
-atexit.register(users_own_exit_handler)
+trackhook.track_this(step=1, loss=0.5)
 """
 
 
-def test_a_tracker_opening_while_exit_handlers_run_still_gets_the_run_closed(
+def test_a_script_that_tracks_and_ends_at_once_delivers_before_the_interpreter_exits(
     tmp_path: Path,
 ) -> None:
-    result = run_implicitly(TRACKER_OPENING_DURING_EXIT, "opens-late", "opens-late", tmp_path)
+    (tmp_path / "trackhook.yaml").write_text("experiment_tracker: {type: opens-late}\n")
+    record = tmp_path / "record.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", OPENS_LIKE_A_TRACKER_LIBRARY, str(record)],
+        cwd=tmp_path,
+        env={**os.environ, "TRACKHOOK_RUN_ID": "at-once"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["closed SUCCESS"]
-    log = json.loads((tmp_path / ".run_log_store" / "opens-late.json").read_text())
+    assert "can't register atexit" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert record.read_text().splitlines() == [
+        "the tracker's thread",
+        "the tracker's executor",
+        "loss=0.5 at 1",
+        "closed SUCCESS",
+        "the tracker's exit handler",
+    ]
+    log = json.loads((tmp_path / ".run_log_store" / "at-once.json").read_text())
     assert log["status"] == "SUCCESS"
+    assert log["experiment_trackers"][0]["delivery"]["delivered"] == 1
+
+
+THREAD_TRACKING_AFTER_THE_MAIN_THREAD_ENDS = """
+import sys, threading, time
+import trackhook
+
+
+def train():
+    time.sleep(0.5)  # the main thread has ended by now
+    trackhook.track_this(step=1, loss=0.25)
+
+
+if sys.argv[1] == "main-tracks-first":
+    trackhook.track_this(step=0, loss=0.5)
+threading.Thread(target=train).start()
+"""
+
+
+@pytest.mark.parametrize("main_thread", ["main-tracks-first", "main-does-not-track"])
+def test_a_thread_still_running_when_the_main_thread_ends_tracks_into_the_implicit_run(
+    main_thread: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", THREAD_TRACKING_AFTER_THE_MAIN_THREAD_ENDS, main_thread],
+        cwd=tmp_path,
+        env={**os.environ, "TRACKHOOK_RUN_ID": "late"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    log = json.loads((tmp_path / ".run_log_store" / "late.json").read_text())
+    assert log["status"] == "SUCCESS"
+    expected = {"0": 0.5, "1": 0.25} if main_thread == "main-tracks-first" else {"1": 0.25}
+    assert log["user_defined_metrics"] == {"loss": expected}
 
 
 TRACKER_FAILING_TO_CLOSE = """

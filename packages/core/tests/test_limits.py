@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import trackhook
-from trackhook.limits import TRUNCATION_MARK, TrackerLimits
+from trackhook.limits import TRUNCATION_MARK, TrackerLimits, is_normal_path
 from trackhook.testing import RecordingTracker, recording
 
 from .conftest import recording_config
@@ -101,6 +101,7 @@ def test_the_delivery_applies_the_declared_limits_and_counts_them() -> None:
         "truncated": 1,
         "undelivered": 0,
         "skipped": 0,
+        "rejected": 0,
         "last_error": None,
     }
 
@@ -149,6 +150,24 @@ def test_a_key_that_is_not_a_normal_path_is_renamed_without_slashes(key: str) ->
     renamed = PATHS.storable_key(key)
     assert "/" not in renamed
     assert renamed != PATHS.storable_key(key + "x")
+
+
+@pytest.mark.parametrize("key", [".", "..", "...", "..hidden"])
+def test_keys_of_dots_are_renamed_under_path_keys(key: str) -> None:
+    assert PATHS.why_unstorable(key) is not None
+    assert PATHS.storable_key(key) != key
+
+
+@pytest.mark.parametrize(
+    "key", ["../../x", "..", "/etc/passwd", "a/../../b", "..//..", "x/" * 200 + "..", "..\\x"]
+)
+def test_a_renamed_path_key_never_leads_out_of_its_folder(key: str) -> None:
+    limits = TrackerLimits(key_chars=r"[/\w.\- ]", max_key_length=250, path_keys=True)
+    stored = limits.storable_key(key)
+    assert is_normal_path(stored)
+    assert ".." not in stored.split("/")
+    assert not stored.startswith(("/", ".."))
+    assert limits.why_unstorable(stored) is None
 
 
 def test_a_normal_path_key_is_kept() -> None:

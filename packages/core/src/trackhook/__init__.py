@@ -31,6 +31,7 @@ from trackhook.errors import (
     TrackhookError,
     TrackhookWarning,
     UnknownTrackerError,
+    ValuesRejected,
 )
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, ParamValue, RunInfo, Status
@@ -54,6 +55,7 @@ __all__ = [
     "TrackhookError",
     "TrackhookWarning",
     "UnknownTrackerError",
+    "ValuesRejected",
     "__version__",
     "active_run",
     "generate_run_id",

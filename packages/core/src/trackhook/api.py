@@ -4,47 +4,99 @@ The active run is the innermost ``start_run`` of the calling thread (a context v
 trials run in parallel threads each track into their own run; a thread without one of its own
 (started inside a block, say) tracks into the innermost run open in the process. A run opened
 implicitly, by ``track_this`` outside any ``start_run``, takes its id and tag from
-``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG``, exports itself to child processes as ``start_run``
-does, and closes when the interpreter exits.
+``TRACKHOOK_RUN_ID`` / ``TRACKHOOK_TAG`` and closes when the main thread ends.
 
-``start_run`` exports ``TRACKHOOK_RUN_ID``, ``TRACKHOOK_TAG``, ``TRACKHOOK_RUN_OWNER``,
-``TRACKHOOK_RUN_LOG_STORE`` (and ``TRACKHOOK_CONFIG`` when the configuration came from a file) for
-the duration of the block, so that child processes (a multiprocessing pool, a shell task running
-Python) join the same run: they only spool their values, write-through; the owning process delivers
-their spool files with its own, closes the run in its trackers and writes its run log.
+Child processes (a multiprocessing pool, a shell task running Python) join a run through the
+variables of ``Run.child_environment()``: they only spool their values, write-through; the owning
+process delivers their spool files with its own, closes the run in its trackers and writes its run
+log. While runs are open, ``os.environ`` holds the variables of the one opened last that is still
+open, whatever the order in which runs in threads open and close; once the last one closes, the
+variables are back to what they were. A forked child gets those of the run of the thread that
+forked it. A run this process has closed is never reopened by the implicit run through a variable
+left in the environment: ``track_this`` opens a new run instead, and warns.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import importlib
 import os
-import socket
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trackhook.envvars import TRACK_PREFIX, tracked_variables
 from trackhook.errors import InvalidValueError, TrackhookWarning
 from trackhook.records import Status
-from trackhook.run import Run
-from trackhook.runid import generate_run_id
-
-if TYPE_CHECKING:
-    from trackhook.config import LoadedConfig
+from trackhook.run import (
+    CHILD_VARIABLES,
+    OWNER_VARIABLE,
+    RUN_ID_VARIABLE,
+    STORE_VARIABLE,
+    TAG_VARIABLE,
+    Run,
+    owner_token,
+)
+from trackhook.runid import check_run_id, check_tag, generate_run_id
 
 __all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_this"]
 
-RUN_ID_ENV = "TRACKHOOK_RUN_ID"
-TAG_ENV = "TRACKHOOK_TAG"
-OWNER_ENV = "TRACKHOOK_RUN_OWNER"
-CONFIG_ENV = "TRACKHOOK_CONFIG"
-STORE_ENV = "TRACKHOOK_RUN_LOG_STORE"
+
+class _ChildEnvironment:
+    """The ``TRACKHOOK_*`` variables that ``os.environ`` shows child processes.
+
+    Runs open and close in any order in parallel threads: the variables are always those of the
+    run opened last that is still open, and once the last run closes they are back to what they
+    were before the first one opened. A variable that someone else has changed since trackhook
+    last set it is theirs: it is left as they set it. Called under ``_lock``.
+    """
+
+    def __init__(self) -> None:
+        self._open: list[tuple[Run, dict[str, str]]] = []
+        self._before: dict[str, str | None] = {}
+        self._written: dict[str, str | None] = {}
+        """What trackhook last left in ``os.environ``, by name."""
+
+    def opened(self, run: Run) -> None:
+        if not self._open:
+            self._before = {name: os.environ.get(name) for name in CHILD_VARIABLES}
+            self._written = dict(self._before)
+        self._open.append((run, run.child_environment()))
+        self._show_latest()
+
+    def closed(self, run: Run) -> None:
+        remaining = [(other, variables) for other, variables in self._open if other is not run]
+        if len(remaining) < len(self._open):
+            self._open = remaining
+            self._show_latest()
+
+    def show_only(self, run: Run) -> None:
+        """Show ``run``'s variables as if no other run were open: in a forked child."""
+        if self._open:
+            self._open = [(run, run.child_environment())]
+            self._show_latest()
+        else:
+            self.opened(run)
+
+    def _show_latest(self) -> None:
+        latest = self._open[-1][1] if self._open else {}
+        for name in CHILD_VARIABLES:
+            if os.environ.get(name) != self._written[name]:
+                continue
+            value = latest.get(name, self._before[name])
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+            self._written[name] = value
+
 
 _lock = threading.RLock()
 _active: list[Run] = []
@@ -52,13 +104,13 @@ _active: list[Run] = []
 _context_run: ContextVar[Run | None] = ContextVar("trackhook_run", default=None)
 """The run of this thread's (or task's) innermost ``start_run``, so that concurrent trials in
 threads each track into their own run."""
+_child_environment = _ChildEnvironment()
+_closed_here: set[str] = set()
+"""The run_ids of the runs this process owned and has closed: the implicit run never reopens one."""
 _implicit: Run | None = None
 _inherited_config: Any = None
 _uncaught_exception = False
-
-
-def _owner_token() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+_excepthook_installed = False
 
 
 @contextmanager
@@ -71,19 +123,22 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
     :param config: a path, a dict or a ``TrackhookConfig``; default: ``TRACKHOOK_CONFIG``, then
         ``trackhook.yaml``, then ``[tool.trackhook]`` in ``pyproject.toml``.
     :raises trackhook.ConfigError: the configuration is invalid or names an unknown tracker.
+    :raises trackhook.InvalidValueError: ``run_id`` or ``tag`` cannot name a run; nothing has
+        started.
 
     The run closes with status ``SUCCESS``, or ``FAIL`` when the block raised (the exception still
-    propagates). ``TRACKHOOK_TRACK_*`` environment variables are tracked at close.
+    propagates). ``TRACKHOOK_TRACK_*`` environment variables are tracked at close. While the block
+    runs, the run is this thread's, and ``os.environ`` holds its ``Run.child_environment()``
+    unless a run opened later is still open: give a subprocess those variables explicitly to be
+    sure it joins this run.
     """
     from trackhook.config import load_config
 
     loaded = load_config(config)
     run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
-    exported = _export_for_children(run, loaded)
-    previous = {name: os.environ.get(name) for name in exported}
-    os.environ.update(exported)
     with _lock:
         _active.append(run)
+        _child_environment.opened(run)
     token = _context_run.set(run)
     status: Status = "SUCCESS"
     try:
@@ -96,21 +151,15 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
         with _lock:
             if run in _active:
                 _active.remove(run)
-        _restore_environment(exported, previous)
+            _forget(run)
         _finish(run, status, propagate_tracker_errors=status == "SUCCESS")
 
 
-def _export_for_children(run: Run, loaded: LoadedConfig) -> dict[str, str]:
-    """The variables through which child processes join ``run``."""
-    exported = {
-        RUN_ID_ENV: run.run_id,
-        TAG_ENV: run.tag,
-        OWNER_ENV: _owner_token(),
-        STORE_ENV: str(Path(loaded.config.run_log_store).resolve()),
-    }
-    if loaded.path is not None:
-        exported[CONFIG_ENV] = str(loaded.path.resolve())
-    return exported
+def _forget(run: Run) -> None:
+    """Take a closing run out of what child processes see; under ``_lock``."""
+    _child_environment.closed(run)
+    if run.owner:
+        _closed_here.add(run.run_id)
 
 
 def _finish(
@@ -126,17 +175,6 @@ def _finish(
         except Exception:
             if propagate_tracker_errors:
                 raise
-
-
-def _restore_environment(exported: Mapping[str, str], previous: Mapping[str, str | None]) -> None:
-    """Put back what ``start_run`` replaced, unless something else has changed it since."""
-    for name, value in previous.items():
-        if os.environ.get(name) != exported[name]:
-            continue
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def track_this(step: int = 0, **values: Any) -> None:
@@ -197,64 +235,131 @@ def get_experiment_tracker_context(name: str | None = None) -> AbstractContextMa
 
 def active_run() -> Run | None:
     """The run that ``track_this`` would track into now, if one is open."""
-    own = _context_run.get()
-    if own is not None and not own.closed:
-        return own
     with _lock:
-        return _active[-1] if _active else _implicit
+        return _run_of_this_thread()
 
 
 def _current_run() -> Run:
     run = active_run()
-    if run is not None:
-        return run
-    with _lock:
-        return _implicit_run()
+    if run is None:
+        with _lock:
+            run = _implicit_run()
+    return run
 
 
 def _implicit_run() -> Run:
+    """The implicit run, opened from the environment on first use; under ``_lock``."""
     global _implicit
     if _implicit is None:
-        from trackhook.config import load_config
-
-        loaded = _inherited_config if _inherited_config is not None else load_config()
-        owner_token = os.environ.get(OWNER_ENV)
-        joined = bool(owner_token) and owner_token != _owner_token()
-        if joined and os.environ.get(STORE_ENV):
-            # spool where the owner looks, whatever this process's own configuration says
-            store = os.environ[STORE_ENV]
-            loaded = replace(
-                loaded, config=loaded.config.model_copy(update={"run_log_store": store})
-            )
-        run_id = os.environ.get(RUN_ID_ENV) or generate_run_id()
-        _implicit = Run(
-            run_id,
-            os.environ.get(TAG_ENV, ""),
-            loaded,
-            owner=not joined,
-            on_tracker_opened=_close_implicit_run_before_trackers_exit_handlers,
-        )
-        if not joined:  # for the life of the process: its children join this run
-            os.environ.update(_export_for_children(_implicit, loaded))
-        atexit.register(_close_implicit_run)
+        _implicit = _open_implicit_run()
+        _close_implicit_run_at_exit()
         _watch_for_uncaught_exceptions()
     return _implicit
 
 
-def _close_implicit_run() -> None:
+def _open_implicit_run() -> Run:
+    from trackhook.config import load_config
+
+    loaded = _inherited_config if _inherited_config is not None else load_config()
+    owner = os.environ.get(OWNER_VARIABLE)
+    joined = bool(owner) and owner != owner_token()
+    if joined and os.environ.get(STORE_VARIABLE):
+        # spool where the owner looks, whatever this process's own configuration says
+        store = os.environ[STORE_VARIABLE]
+        loaded = replace(loaded, config=loaded.config.model_copy(update={"run_log_store": store}))
+    tag = check_tag(os.environ.get(TAG_VARIABLE, ""), source=f"${TAG_VARIABLE}")
+    run = Run(
+        _implicit_run_id(joined),
+        tag,
+        loaded,
+        owner=not joined,
+        on_tracker_opened=_close_implicit_run_before_trackers_exit_handlers,
+    )
+    if not joined:
+        _child_environment.opened(run)
+    return run
+
+
+def _implicit_run_id(joined: bool) -> str:
+    """``TRACKHOOK_RUN_ID``, unless it names a run this process has closed; else a new id."""
+    given = os.environ.get(RUN_ID_VARIABLE)
+    if not given:
+        return generate_run_id()
+    run_id = check_run_id(given, source=f"${RUN_ID_VARIABLE}")
+    if joined or run_id not in _closed_here:
+        return run_id
+    new_id = generate_run_id()
+    warnings.warn(
+        f"trackhook: ${RUN_ID_VARIABLE} names run {run_id!r}, which this process has closed; "
+        f"track_this outside start_run tracks into a new run, {new_id!r}. To continue "
+        f"{run_id!r}, open it again explicitly: trackhook.start_run(run_id={run_id!r})",
+        TrackhookWarning,
+        stacklevel=6,  # the caller of track_this
+    )
+    return new_id
+
+
+def _close_implicit_run_at_exit() -> None:
+    """Close the implicit run when the main thread ends, before the interpreter shuts down.
+
+    ``threading._register_atexit`` (what ``concurrent.futures`` uses) calls back when the main
+    thread has ended, before the interpreter joins non-daemon threads and runs ``atexit``
+    handlers. A tracker library still opening then (the script tracked and ended at once) can
+    still import, start threads (refused in ``atexit`` handlers since Python 3.12) and register
+    exit handlers of its own. ``concurrent.futures.thread`` is imported first: its exit hook,
+    which stops every executor and refuses new imports of the module during shutdown, is then
+    registered before this one and runs after it (last registered, first called).
+
+    The ``atexit`` handler is the fallback: where that private function is missing, for a run
+    opened once the shutdown has begun, and while other non-daemon threads still run when the
+    main thread ends: they may still track, and the interpreter waits for them before it runs
+    ``atexit`` handlers.
+    """
+    atexit.register(_close_implicit_run)
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    # RuntimeError "can't register atexit after shutdown": the shutdown has begun (a thread
+    # tracked first after the main thread ended), and the atexit handler closes the run
+    with contextlib.suppress(RuntimeError):
+        importlib.import_module("concurrent.futures.thread")
+        register(_close_implicit_run_unless_threads_still_run)
+
+
+def _close_implicit_run_unless_threads_still_run() -> None:
+    """Close the implicit run as any run closes, now that the main thread has ended."""
+    current = threading.current_thread()
+    if any(not thread.daemon and thread is not current for thread in threading.enumerate()):
+        return  # they may still track: the atexit handler closes the run once they have ended
+    try:
+        _close_implicit_run(at_exit=False)
+    except Exception:
+        # Raised from here, it would keep the shutdown from stopping executors and joining
+        # threads: it is reported as atexit reports its handlers' exceptions, and the shutdown
+        # goes on.
+        print("Exception ignored while trackhook closed the implicit run:", file=sys.stderr)
+        traceback.print_exc()
+
+
+def _close_implicit_run(*, at_exit: bool = True) -> None:
+    """Close the implicit run, if it is open; ``at_exit``: from an ``atexit`` handler."""
     global _implicit
-    run, _implicit = _implicit, None
-    if run is not None:
-        status: Status = "FAIL" if _uncaught_exception else "SUCCESS"
-        _finish(run, status, propagate_tracker_errors=False, at_exit=True)
+    with _lock:
+        run, _implicit = _implicit, None
+        if run is None:
+            return
+        _forget(run)
+    status: Status = "FAIL" if _uncaught_exception else "SUCCESS"
+    _finish(run, status, propagate_tracker_errors=False, at_exit=at_exit)
 
 
 def _close_implicit_run_before_trackers_exit_handlers() -> None:
     """Register the implicit run's exit handler again, once a tracker has opened the run.
 
     Exit handlers run last registered, first called. A tracker library may register its own when
-    its run opens (W&B finishes its run at exit): trackhook's must come after it, so that it runs
-    first and delivers the last values into a run that is still open.
+    its run opens (W&B finishes its run at exit): when the run closes in the ``atexit`` fallback,
+    trackhook's handler must come after it, so that it runs first and delivers the last values
+    into a run that is still open.
     """
     if _implicit is not None:
         # Not unregistered first: if the interpreter is already running its exit handlers, the
@@ -264,6 +369,11 @@ def _close_implicit_run_before_trackers_exit_handlers() -> None:
 
 
 def _watch_for_uncaught_exceptions() -> None:
+    """Note an uncaught exception, which closes the implicit run as ``FAIL``; installed once."""
+    global _excepthook_installed
+    if _excepthook_installed:
+        return
+    _excepthook_installed = True
     previous_hook = sys.excepthook
 
     def note_and_report(kind: Any, value: Any, traceback: Any) -> None:
@@ -282,16 +392,30 @@ def _flush_before_fork() -> None:
 
 
 def _forget_parent_runs_in_child() -> None:
-    """A forked child must not write into its parent's spool nor close its parent's run."""
-    global _implicit, _inherited_config, _lock
-    runs = [*_active, *([_implicit] if _implicit is not None else [])]
-    if runs:
-        _inherited_config = runs[-1]._loaded
-    for run in runs:
+    """A forked child joins the run of the thread that forked it, and leaves the parent's alone.
+
+    It must not write into its parent's spool nor close its parent's run. Its only thread is a
+    copy of the forking thread, context variables included: the run that thread tracks into is
+    the one the child's values belong to, whichever run of the parent opened last.
+    """
+    global _implicit, _inherited_config, _lock, _child_environment
+    joined = _run_of_this_thread()  # without _lock: another thread may have held it at fork
+    if joined is not None:
+        _inherited_config = joined._loaded
+        _child_environment.show_only(joined)
+    for run in [*_active, *([_implicit] if _implicit is not None else [])]:
         run.abandon_after_fork()
     _active.clear()
     _implicit = None
+    _child_environment = _ChildEnvironment()
     _lock = threading.RLock()
+
+
+def _run_of_this_thread() -> Run | None:
+    own = _context_run.get()
+    if own is not None and not own.closed:
+        return own
+    return _active[-1] if _active else _implicit
 
 
 if hasattr(os, "register_at_fork"):

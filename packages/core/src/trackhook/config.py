@@ -1,9 +1,9 @@
 """Where the configuration comes from and what it may say.
 
 Looked for in this order, first found wins: the ``config=`` argument (a path, a dict or a
-``TrackhookConfig``), the file named by ``TRACKHOOK_CONFIG``, ``trackhook.yaml`` in the working
-directory, ``[tool.trackhook]`` in ``pyproject.toml``. None found: the built-in ``do-nothing``
-tracker, and the run log still records everything.
+``TrackhookConfig``), the file named by ``TRACKHOOK_CONFIG``, ``trackhook.yaml`` (or
+``trackhook.yml``) in the working directory, ``[tool.trackhook]`` in ``pyproject.toml``. None
+found: the built-in ``do-nothing`` tracker, and the run log still records everything.
 
 This module imports pydantic and PyYAML; the core imports it only when a run opens, so that
 ``import trackhook`` stays light.
@@ -11,6 +11,7 @@ This module imports pydantic and PyYAML; the core imports it only when a run ope
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -41,7 +42,11 @@ __all__ = [
 
 CONFIG_ENV = "TRACKHOOK_CONFIG"
 CONFIG_FILE = "trackhook.yaml"
+CONFIG_FILES = (CONFIG_FILE, "trackhook.yml")
+"""The names looked for in the working directory: both spellings of YAML's extension are common."""
 PYPROJECT = "pyproject.toml"
+
+_log = logging.getLogger("trackhook")
 
 ConfigSource = Union[str, os.PathLike[str], Mapping[str, Any], "TrackhookConfig", None]
 
@@ -85,6 +90,13 @@ class DeliverySettings(BaseModel):
     max_backoff: float = Field(
         default=30.0, gt=0, description="Longest wait, in seconds, between retries."
     )
+    patience: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a close (or a sync) waits beyond its timeout for a tracker that is "
+        "still opening the run (a cold start: importing its library, creating its database) or "
+        "has accepted values in the last 5 seconds; a tracker that fails or hangs gets none.",
+    )
 
 
 class TrackhookConfig(BaseModel):
@@ -107,7 +119,7 @@ class TrackhookConfig(BaseModel):
     delivery: DeliverySettings = Field(
         default_factory=DeliverySettings,
         description="How values travel from the spool to the trackers: interval, flush_timeout, "
-        "max_backoff.",
+        "max_backoff, patience.",
     )
 
     @model_validator(mode="after")
@@ -144,7 +156,17 @@ class LoadedConfig:
 
 
 def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedConfig:
-    """Find and validate the configuration, or raise ``ConfigError`` naming the source."""
+    """Find and validate the configuration, or raise ``ConfigError`` naming the source.
+
+    Where it came from is logged at debug level (logger ``trackhook``): a configuration that is
+    not the one the user meant is otherwise found only by its effects.
+    """
+    loaded = _find_and_validate(source, cwd or Path.cwd())
+    _log.debug("trackhook configuration: %s", loaded.source)
+    return loaded
+
+
+def _find_and_validate(source: ConfigSource, folder: Path) -> LoadedConfig:
     if isinstance(source, TrackhookConfig):
         return LoadedConfig(source, "the config= argument")
     if isinstance(source, Mapping):
@@ -154,14 +176,28 @@ def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedC
     from_env = os.environ.get(CONFIG_ENV)
     if from_env:
         return _from_file(Path(from_env), f"${CONFIG_ENV}")
-    folder = cwd or Path.cwd()
-    if (folder / CONFIG_FILE).is_file():
-        return _from_file(folder / CONFIG_FILE, "the working directory")
+    config_file = _config_file_in(folder)
+    if config_file is not None:
+        return _from_file(config_file, "the working directory")
     if (folder / PYPROJECT).is_file():
         table = _read_pyproject(folder / PYPROJECT)
         if table is not None:
             return _validate(table, f"{folder / PYPROJECT} [tool.trackhook]", folder / PYPROJECT)
     return LoadedConfig(TrackhookConfig(), "the default (no configuration found)")
+
+
+def _config_file_in(folder: Path) -> Path | None:
+    """``trackhook.yaml`` or ``trackhook.yml`` in ``folder``; both at once is an error.
+
+    Which of two files wins would be a rule to remember, and the loser silently ignored.
+    """
+    found = [folder / name for name in CONFIG_FILES if (folder / name).is_file()]
+    if len(found) > 1:
+        raise ConfigError(
+            f"{folder} holds both {' and '.join(path.name for path in found)}: keep one of them "
+            "(trackhook would read only one)"
+        )
+    return found[0] if found else None
 
 
 def _from_file(path: Path, how: str) -> LoadedConfig:
@@ -215,8 +251,24 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel] | N
         owner = _model_at(model, location[:-1]) if model is not None else None
         if problem["type"] == "extra_forbidden" and owner is not None and location:
             described += _known_fields(str(location[-1]), owner)
+        elif owner is not None and location:
+            described += _singular_or_plural(str(location[-1]), problem.get("input"), owner)
         problems.append(described)
     return "; ".join(problems)
+
+
+def _singular_or_plural(field: str, given: object, model: type[BaseModel]) -> str:
+    """A hint when a list was given to ``x`` and the model has ``xs`` (or one item to ``xs``).
+
+    ``experiment_tracker:`` holding a list is a common slip, and pydantic's "should be a valid
+    dictionary" does not say that the plural field exists.
+    """
+    fields = model.model_fields
+    if isinstance(given, list) and f"{field}s" in fields:
+        return f" (for a list, write {field}s: in the plural)"
+    if isinstance(given, dict) and field.endswith("s") and field[:-1] in fields:
+        return f" (for one item, write {field[:-1]}: in the singular; for several, a list)"
+    return ""
 
 
 def _model_at(model: type[BaseModel], location: tuple[int | str, ...]) -> type[BaseModel] | None:

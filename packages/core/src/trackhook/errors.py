@@ -7,8 +7,10 @@ the message alone is enough for a user to fix their code or configuration.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterable
+from types import FrameType
 
 __all__ = [
     "ConfigError",
@@ -19,6 +21,8 @@ __all__ = [
     "TrackhookError",
     "TrackhookWarning",
     "UnknownTrackerError",
+    "ValuesRejected",
+    "counted",
     "did_you_mean",
     "warn_in_background",
 ]
@@ -29,15 +33,21 @@ class TrackhookError(Exception):
 
 
 class InvalidValueError(TrackhookError, ValueError):
-    """A value, key or step given to ``track_this`` cannot be tracked.
+    """A value, key or step given to ``track_this`` cannot be tracked, or a run cannot be named.
 
     Raised before anything of the call is recorded: values tracked by earlier calls are kept.
+    ``key`` is the offending key, or ``"run_id"`` / ``"tag"`` for a run that cannot be opened
+    under that name (raised before anything of the run starts).
     """
 
     def __init__(self, key: str, reason: str) -> None:
         self.key = key
         self.reason = reason
-        super().__init__(f"cannot track {key!r}: {reason}")
+        what = f"invalid {key}" if key in _RUN_NAMES else f"cannot track {key!r}"
+        super().__init__(f"{what}: {reason}")
+
+
+_RUN_NAMES = frozenset({"run_id", "tag"})
 
 
 class ConfigError(TrackhookError):
@@ -45,36 +55,75 @@ class ConfigError(TrackhookError):
 
 
 class UnknownTrackerError(ConfigError):
-    """The configuration names a tracker type that no installed package provides."""
+    """The configuration names a tracker type that no installed package provides.
+
+    A misspelt type gets the closest known one, installed or not (``mlfow`` -> ``mlflow``), and
+    the package that provides it.
+    """
 
     def __init__(self, tracker_type: str, installed: list[str], source: str) -> None:
         self.tracker_type = tracker_type
         self.installed = installed
-        hint = _INSTALL_HINTS.get(tracker_type)
-        install = (
-            f"install it with: pip install {hint}"
-            if hint
-            else "install the package that provides it (an entry point named "
-            f"{tracker_type!r} in the group 'trackhook.trackers')"
-        )
+        others = sorted({*installed, *_PACKAGES_OF} - {tracker_type})
+        meant = _closest(tracker_type, others)
+        guess = f"did you mean {meant!r}? " if meant else ""
+        how = _how_to_get(meant or tracker_type, installed)
         super().__init__(
-            f"{source}: unknown tracker type {tracker_type!r}; "
-            f"installed trackers: {', '.join(installed)}; {install}"
+            f"{source}: unknown tracker type {tracker_type!r}; {guess}"
+            f"installed trackers: {', '.join(installed)}; {how}"
         )
 
 
-_INSTALL_HINTS = {"mlflow": "trackhook-mlflow", "wandb": "trackhook-wandb"}
+def _how_to_get(tracker_type: str, installed: list[str]) -> str:
+    if tracker_type in installed:
+        return f"write type: {tracker_type}"
+    if tracker_type in _PACKAGES_OF:
+        return f"install it with: {install_command(tracker_type)}"
+    return (
+        "install the package that provides it (an entry point named "
+        f"{tracker_type!r} in the group 'trackhook.trackers')"
+    )
+
+
+_PACKAGES_OF = {
+    "mlflow": "tracker-mlflow",
+    "wandb": "tracker-wandb",
+    "tensorboard": "tracker-tensorboard",
+}
+"""The trackers of the trackhook repository: ``type`` -> folder under ``packages/``."""
+
+
+def install_command(tracker_type: str) -> str:
+    """How to install the adapter of ``tracker_type``: from the index, or from a checkout.
+
+    The checkout form works before (and without) a release on the package index.
+    """
+    folder = _PACKAGES_OF[tracker_type]
+    return (
+        f"pip install trackhook-{tracker_type} (or, from a checkout of the trackhook "
+        f"repository: pip install ./packages/{folder})"
+    )
+
+
+def _closest(unknown: str, known: Iterable[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(unknown, list(known), n=1)
+    return close[0] if close else None
 
 
 class TrackerLoadError(TrackhookError):
     """A tracker's entry point could not be imported, or its class does not follow the contract."""
 
     def __init__(self, tracker_type: str, distribution: str, cause: BaseException | str) -> None:
+        from trackhook.redaction import redact_text  # an import error may quote a secret
+
         self.tracker_type = tracker_type
         self.distribution = distribution
         super().__init__(
             f"tracker {tracker_type!r} from the distribution {distribution!r} could not be loaded: "
-            f"{cause}; reinstall or fix that package, or remove it from the configuration"
+            f"{redact_text(str(cause))}; reinstall or fix that package, or remove it from the "
+            "configuration"
         )
 
 
@@ -92,6 +141,23 @@ class TrackerDeliveryError(TrackhookError):
         )
 
 
+class ValuesRejected(TrackhookError):
+    """Raised by a tracker's hook when the tracker refuses what it was given for its content.
+
+    Not for outages: a server that is down, slow or refusing credentials raises anything else and
+    is retried. ``ValuesRejected`` says that offering the same values again can never succeed (a
+    value out of the tracker's range, a key it will never store). The core then offers the values
+    of the batch in smaller parts to find the refused ones, sets those aside (counted ``rejected``
+    in the run log, with ``reason``) and delivers the rest; refused values are never offered again.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class TrackhookWarning(UserWarning):
     """A tracker failed or could not store something; the message says what and what to do."""
 
@@ -101,19 +167,58 @@ def did_you_mean(unknown: str, known: Iterable[str]) -> str:
 
     For error messages of the core and of tracker plugins alike (unknown fields, URI schemes).
     """
-    import difflib  # only when an error is being written: not at ``import trackhook``
-
-    close = difflib.get_close_matches(unknown, list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
+    close = _closest(unknown, known)
+    return f"did you mean {close!r}? " if close else ""
 
 
-def warn_in_background(message: str) -> None:
-    """Warn from delivery or close, where ``-W error`` must not turn the warning into a failure.
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``"1 value"``, ``"3 values"``: a count in a message, with the noun agreeing with it."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
-    What the warning says is also in the run log, which an exception here would leave unwritten.
+
+def warn_in_background(message: str, category: type[Warning] = TrackhookWarning) -> None:
+    """Warn as trackhook, never from a line of trackhook's code; never raise.
+
+    The warning is attributed to the user's line that led to it (the ``with start_run(...)``
+    whose exit closed the run, the ``track_this`` call) where this thread has one, so Python shows
+    that line under the message; from a delivery thread, which runs no user code, it is attributed
+    to ``trackhook`` itself and no source line is shown. The category's name already says it is
+    trackhook's: ``message`` carries no ``trackhook:`` prefix.
+
+    It never raises, even under ``-W error``: it is called from delivery and close, and what it
+    says is also in the run log, which an exception here would leave unwritten.
     """
+    frame = _users_frame()
+    if frame is None:
+        filename, lineno, module, registry = "trackhook", 0, "trackhook", _BACKGROUND_REGISTRY
+    else:
+        filename, lineno = frame.f_code.co_filename, frame.f_lineno
+        module = str(frame.f_globals.get("__name__", "__main__"))
+        registry = frame.f_globals.setdefault("__warningregistry__", {})
     with contextlib.suppress(Warning):
-        warnings.warn(f"trackhook: {message}", TrackhookWarning, stacklevel=3)
+        warnings.warn_explicit(message, category, filename, lineno, module, registry)
+
+
+_BACKGROUND_REGISTRY: dict[str | tuple[str, type[Warning], int], int] = {}
+"""Which background warnings were shown: the same message is shown once, as ``warnings.warn``."""
+
+_PLUMBING = frozenset({"contextlib", "threading", "atexit", "runpy"})
+"""Standard-library modules that call trackhook on the user's behalf; never the user's line."""
+
+
+def _users_frame() -> FrameType | None:
+    """The innermost frame of this thread that is neither trackhook's nor standard plumbing."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if not (_is_trackhooks(module) or module in _PLUMBING):
+            return frame
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _is_trackhooks(module: str) -> bool:
+    return module == "trackhook" or module.startswith("trackhook.")
 
 
 class NoActiveRunError(TrackhookError):

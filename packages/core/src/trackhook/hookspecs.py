@@ -10,7 +10,11 @@ An implementation may accept fewer arguments than the specification (pluggy's ru
 give any argument a default value: pluggy would never pass it.
 
 A hook that raises is retried with backoff (the values stay in the run's spool); the exception never
-reaches the user's code unless the tracker is configured with ``on_error: raise``.
+reaches the user's code unless the tracker is configured with ``on_error: raise``. That holds for
+any exception, ``SystemExit`` and ``KeyboardInterrupt`` included: hooks run in a delivery thread,
+where neither can come from the user. The one exception with another meaning is
+``trackhook.ValuesRejected``, raised by a value hook for values the tracker refuses for their
+content: those are set aside, counted as ``rejected`` in the run log, and never offered again.
 """
 
 from __future__ import annotations
@@ -58,8 +62,13 @@ def trackhook_log_metric(run: RunInfo, key: str, value: float, step: int) -> Non
     :param key: the flattened key, already made storable by the tracker's declared limits.
     :param value: an int or float (never a bool); may be NaN or infinite.
     :param step: a non-negative int.
+    :raises trackhook.ValuesRejected: when the tracker refuses this value for its content (a
+        value out of its range, a key it will never store): the value is set aside and never
+        offered again. Raise anything else for an outage: the value is offered again later.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        ``ValuesRejected`` sets a refused value aside instead of retrying it forever.
     """
 
 
@@ -71,7 +80,13 @@ def trackhook_log_param(run: RunInfo, key: str, value: ParamValue, step: int) ->
     ``trackhook_log_batch``. Trackers that declare ``TrackerLimits.param_key`` receive the key with
     the step already formatted into it (``spam_0``).
 
+    :raises trackhook.ValuesRejected: when the tracker refuses this value for its content (text
+        it cannot encode, a key it will never store): the value is set aside and never offered
+        again. Raise anything else for an outage: the value is offered again later.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        ``ValuesRejected`` sets a refused value aside instead of retrying it forever.
     """
 
 
@@ -87,8 +102,15 @@ def trackhook_log_batch(
 
     :param metrics: numeric values, each with its key, value, step and tracking time.
     :param params: non-numeric values, each with its storable key, value, step and tracking time.
+    :raises trackhook.ValuesRejected: when the tracker refuses some of the batch for its content
+        (a step out of its range, an invalid key). The call must then have stored nothing of the
+        batch: the core offers its two halves in turn, down to single values, sets aside each
+        value refused alone (counted ``rejected`` in the run log, with the reason) and delivers
+        the others. Raise anything else for an outage: the whole batch is offered again later.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        ``ValuesRejected`` sets refused values aside instead of retrying the batch forever.
     """
 
 

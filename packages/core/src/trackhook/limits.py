@@ -7,9 +7,10 @@ the same rules to every tracker, built-in or third-party, so that no adapter re-
   (``"{key}_{step}"``).
 - **renaming**: a key with characters outside ``key_chars``, longer than ``max_key_length``,
   among ``reserved_keys``, or (with ``path_keys``) not a normal path, becomes ``<key with each
-  forbidden character (and for a bad path each "/") replaced by "_", shortened>_<8 hex digits of
-  the SHA-1 of the original key>``. The suffix depends on the original key, so two different keys
-  never become the same key, and a key that is already storable is never changed.
+  forbidden character (and for a bad path each "/" and its leading dots) replaced by "_",
+  shortened>_<8 hex digits of the SHA-1 of the original key>``. The suffix depends on the
+  original key, so two different keys never become the same key, and a key that is already
+  storable is never changed.
 - **truncation**: a parameter whose text is longer than ``max_param_length`` keeps its first
   characters followed by ``TRUNCATION_MARK`` (``...`` under very small limits); the whole text
   travels in ``ParamRecord.full_value`` so the tracker can store it elsewhere.
@@ -26,11 +27,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-__all__ = ["TRUNCATION_MARK", "TighterLimitsRequired", "TrackerLimits"]
+__all__ = ["TRUNCATION_MARK", "TighterLimitsRequired", "TrackerLimits", "is_normal_path"]
 
 TRUNCATION_MARK = "...[truncated by trackhook]"
 _SHORT_MARK = "..."  # for limits too small to hold TRUNCATION_MARK
 _HASH_SUFFIX_LENGTH = 9  # "_" and 8 hex digits
+_LEADING_DOTS = re.compile(r"^\.+")
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class TrackerLimits:
     reserved_keys: frozenset[str] = frozenset()
     """Keys the tracker writes itself (W&B's ``_step``): a user's key of that name is renamed."""
     path_keys: bool = False
-    """Keys are paths that must already be normal: no ``//``, no leading or trailing ``/``, no
-    ``.`` or ``..`` parts (MLflow). A key that is not is renamed, its ``/`` becoming ``_``."""
+    """Keys are paths that must already be normal (``is_normal_path``; MLflow). A key that is not
+    is renamed, its ``/`` and leading dots becoming ``_``: a renamed key is one plain name."""
 
     @cached_property
     def _forbidden(self) -> re.Pattern[str] | None:
@@ -69,8 +71,11 @@ class TrackerLimits:
             return f"it has {len(key)} characters, more than {self.max_key_length}"
         if key in self.reserved_keys:
             return "the tracker writes a key of that name itself"
-        if self.path_keys and not _is_normal_path(key):
-            return "keys are paths, and it is not a normal one ('//', an end '/', '.' or '..')"
+        if self.path_keys and not is_normal_path(key):
+            return (
+                "keys are paths, and it is not a normal one ('//', an end '/', a '.' or '..' "
+                "part, or a leading '..')"
+            )
         return None
 
     def storable_key(self, key: str) -> str:
@@ -78,10 +83,11 @@ class TrackerLimits:
         if self.why_unstorable(key) is None:
             return key
         forbidden = self._forbidden
-        bad_path = self.path_keys and not _is_normal_path(key)
+        bad_path = self.path_keys and not is_normal_path(key)
         clean = forbidden.sub("_", key) if forbidden is not None else key
         if bad_path:
-            clean = clean.replace("/", "_")
+            # one name, not a path: no "/" and no leading dots, so no ".." part can remain
+            clean = _LEADING_DOTS.sub(lambda dots: "_" * len(dots[0]), clean.replace("/", "_"))
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
         if self.max_key_length is not None:
             clean = clean[: max(self.max_key_length - _HASH_SUFFIX_LENGTH, 0)]
@@ -103,8 +109,15 @@ class TrackerLimits:
         return replace(self, **lowered)
 
 
-def _is_normal_path(key: str) -> bool:
-    return posixpath.normpath(key) == key and not key.startswith("/")
+def is_normal_path(key: str) -> bool:
+    """Whether ``key``, as a relative path, names itself and stays inside its folder.
+
+    MLflow's rule for keys (``path_not_unique``): normalising must not change it, and it must not
+    be ``.``, start with ``/`` or with ``..``. A key that passes cannot reach outside the folder it
+    is joined to (an artifact's folder), whatever a tracker builds from it.
+    """
+    normal = posixpath.normpath(key)
+    return normal == key and normal != "." and not normal.startswith(("/", ".."))
 
 
 class TighterLimitsRequired(Exception):

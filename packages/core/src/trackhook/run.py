@@ -20,19 +20,22 @@ from typing import TYPE_CHECKING, Any
 
 from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import (
-    InvalidValueError,
     TrackerDeliveryError,
     TrackhookError,
     warn_in_background,
 )
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
+from trackhook.runid import check_run_id, check_tag
 from trackhook.runlog import (
+    CountsWritten,
     MetricsRecord,
+    merge_not_loaded,
+    owner_is_gone,
     read_run_log,
     record_from_spools,
     start_time_of,
-    write_run_log,
+    update_run_log,
 )
 from trackhook.store import RunStore, SpoolWriter, spool_rank
 from trackhook.values import check_step, normalise_values
@@ -58,12 +61,10 @@ class Run:
         owner: bool,
         on_tracker_opened: Callable[[], None] | None = None,
     ) -> None:
-        if "/" in run_id or "\\" in run_id or run_id in (".", ".."):
-            raise InvalidValueError(
-                "run_id",
-                f"{run_id!r} names a file of the run log store: drop '/' and '\\' "
-                "('.' and '..' are not run ids either)",
-            )
+        check_run_id(run_id)  # before anything starts: no thread, no file for a bad name
+        check_tag(tag)
+        self._owner_token = owner_token() if owner else os.environ.get(OWNER_VARIABLE, "")
+        """The process that delivers the run: this one, or the one this process joined."""
         self.run_id = run_id
         self.tag = tag
         self.status = "RUNNING"
@@ -73,13 +74,9 @@ class Run:
         self.rank = current_rank()
         self._loaded = loaded
         self._store = RunStore(loaded.config.run_log_store)
-        earlier = self._earlier_session() if owner else {}
-        self.started_at = start_time_of(earlier) or self.started_at
-        self._resumed_at = [*earlier.get("resumed_at", []), _iso(time.time())] if earlier else []
-        self._earlier_delivery = {
-            str(item.get("name")): item.get("delivery") or {}
-            for item in earlier.get("experiment_trackers") or []
-        }
+        if owner:
+            self.started_at = self._earlier_start_time() or self.started_at
+        self._counts_written = CountsWritten()
         self._record = MetricsRecord()
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
@@ -112,7 +109,7 @@ class Run:
             for tracker in trackers
         ]
         if owner:
-            self._write_run_log()
+            self._write_run_log(closing=False)
         self._stop_flushing = threading.Event()
         if self._spool is not None and owner:
             threading.Thread(
@@ -152,6 +149,26 @@ class Run:
     def trackers(self) -> list[str]:
         """Names of the trackers this process sends the run's values to."""
         return [worker.tracker.name for worker in self._workers]
+
+    def child_environment(self) -> dict[str, str]:
+        """The environment variables through which a child process joins this run.
+
+        A child process that tracks with them spools its values into this run, and the process
+        that owns the run delivers them. ``os.environ`` holds those of the run opened last that
+        is still open (a forked child gets those of its thread's run); to point a subprocess at
+        a given run, whichever thread starts it, pass them::
+
+            subprocess.run(command, env={**os.environ, **run.child_environment()})
+        """
+        variables = {
+            RUN_ID_VARIABLE: self.run_id,
+            TAG_VARIABLE: self.tag,
+            OWNER_VARIABLE: self._owner_token,
+            STORE_VARIABLE: str(self._store.root.resolve()),
+        }
+        if self._loaded.path is not None:
+            variables[CONFIG_VARIABLE] = str(self._loaded.path.resolve())
+        return variables
 
     def __repr__(self) -> str:
         return f"Run(run_id={self.run_id!r}, tag={self.tag!r}, status={self.status!r})"
@@ -232,7 +249,7 @@ class Run:
             )
         if self.owner:
             self._merge_other_processes()
-            self._write_run_log()
+            self._write_run_log(closing=True)
         if self._fatal is not None:
             raise self._fatal
 
@@ -262,41 +279,126 @@ class Run:
         if any(path != self._spool.path for path in spools):
             self._record = record_from_spools(spools)
 
-    def _earlier_session(self) -> dict[str, Any]:
-        """The run log of this run_id from an earlier session that this one continues, if any.
+    def _earlier_start_time(self) -> float | None:
+        """When this run_id first started, if an earlier session wrote its run log.
 
-        A resumed run keeps its first start time and adds up its delivery counts, as the trackers
-        themselves continue the same run.
+        A resumed run keeps its first start time, as the trackers themselves continue the run.
         """
         path = self.run_log_path
         try:
             document = read_run_log(path) if path.is_file() else {}
         except (OSError, ValueError):
-            return {}  # unreadable: this session's run log replaces it
-        return document if isinstance(document, dict) else {}
+            return None  # unreadable: this session's run log replaces it
+        return start_time_of(document) if isinstance(document, dict) else None
 
-    def _write_run_log(self) -> None:
-        write_run_log(self.run_log_path, self.run_log_document())
+    def _write_run_log(self, *, closing: bool) -> None:
+        """Fold this session into the run log, under its lock, as other writers may share it.
+
+        A run log that cannot be written (a full disk, a read-only store) must not break the
+        user's code: it is warned about, and the values stay in the spool.
+        """
+        document = self.run_log_document()
+        fold = self._closed_into if closing else self._opened_into
+        try:
+            update_run_log(self.run_log_path, lambda current: fold(current, document))
+        except OSError as error:
+            warn_in_background(
+                f"could not write the run log of run {self.run_id!r} in {self.run_log_path.parent} "
+                f"({error.strerror or error}); every value stays in the run's spool "
+                f"{self._store.spool_dir(self.run_id)}, and once the folder can be written again "
+                f"`trackhook sync {self.run_id}` delivers what a tracker has not received"
+            )
+            return
+        self._counts_written.remember(document["experiment_trackers"])
+
+    def _opened_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+        """The run log once this session opens: an earlier one's values and start are kept."""
+        if not current:
+            return mine
+        opened = self._folded_into(current, mine)
+        opened["resumed_at"] = [*(current.get("resumed_at") or []), _iso(time.time())]
+        opened["user_defined_metrics"] = current.get("user_defined_metrics") or {}
+        return opened
+
+    def _closed_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+        """The run log once this session closes.
+
+        Another owner of the run_id that opened after this one and still runs decides the status:
+        this session adds its values and counts, and the run stays ``RUNNING`` until that one
+        closes (or ``trackhook sync`` finds it dead).
+        """
+        if not current:
+            return mine
+        closed = self._folded_into(current, mine)
+        if _another_session_is_open(current, mine["owner"]):
+            for key in ("status", "end_time", "owner"):
+                closed[key] = current.get(key)
+        return closed
+
+    def _folded_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+        """This session's run log ``mine`` in place of ``current``, keeping what is the run's.
+
+        The run's first start, its resumptions and the trackers of other sessions stay; the
+        delivery counts of this session are added to those already recorded.
+        """
+        folded = {key: value for key, value in current.items() if key != "closed_by"}
+        folded.update(mine)
+        folded["start_time"] = current.get("start_time") or mine["start_time"]
+        folded["experiment_trackers"] = self._counts_written.merge(
+            current.get("experiment_trackers"), mine["experiment_trackers"]
+        )
+        folded["trackers_not_loaded"] = merge_not_loaded(
+            current.get("trackers_not_loaded"), mine["trackers_not_loaded"], self.trackers
+        )
+        return folded
 
     def run_log_document(self) -> dict[str, Any]:
+        """This session's run log, as if it were the run's only one."""
         return {
             "run_id": self.run_id,
             "tag": self.tag,
             "status": self.status,
             "start_time": _iso(self.started_at),
             "end_time": _iso(self.ended_at) if self.ended_at else None,
-            **({"resumed_at": self._resumed_at} if self._resumed_at else {}),
             "owner": {"host": socket.gethostname(), "pid": os.getpid()},
             "rank": self.rank,
             "config_source": self._loaded.source,
-            "experiment_trackers": [
-                worker.run_log_entry(self._earlier_delivery.get(worker.tracker.name))
-                for worker in self._workers
-            ],
+            "experiment_trackers": [worker.run_log_entry() for worker in self._workers],
             "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
+            **self._spool_trouble(),
             "user_defined_metrics": self.user_defined_metrics,
         }
+
+    def _spool_trouble(self) -> dict[str, Any]:
+        """``{"spool": ...}`` when the disk refused values: how many are held, how many lost."""
+        entry = self._spool.run_log_entry() if self._spool is not None else None
+        return {"spool": entry} if entry is not None else {}
+
+
+def _another_session_is_open(current: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """Whether the run log names another owner, still running, as the run's latest session."""
+    latest = current.get("owner")
+    return (
+        current.get("status") == "RUNNING"
+        and isinstance(latest, dict)
+        and latest != owner
+        and not owner_is_gone(latest)
+    )
 
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
+RUN_ID_VARIABLE = "TRACKHOOK_RUN_ID"
+TAG_VARIABLE = "TRACKHOOK_TAG"
+OWNER_VARIABLE = "TRACKHOOK_RUN_OWNER"
+STORE_VARIABLE = "TRACKHOOK_RUN_LOG_STORE"
+CONFIG_VARIABLE = "TRACKHOOK_CONFIG"
+CHILD_VARIABLES = (RUN_ID_VARIABLE, TAG_VARIABLE, OWNER_VARIABLE, STORE_VARIABLE, CONFIG_VARIABLE)
+"""Every variable of ``Run.child_environment``."""
+
+
+def owner_token() -> str:
+    """Names this process as the owner of a run, in ``TRACKHOOK_RUN_OWNER``."""
+    return f"{socket.gethostname()}:{os.getpid()}"

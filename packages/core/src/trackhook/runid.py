@@ -1,10 +1,32 @@
-"""Readable, unique run ids such as ``clean-ride-1048``, in the style of runnable's."""
+"""A run's names: readable unique run ids such as ``clean-ride-1048``, and the checks of a run_id
+and a tag given by the user, the environment or the command line.
+
+A run_id names files of the run log store (``<run_id>.json``, ``<run_id>.rank-<r>.json``, the
+folder ``<run_id>/`` and hidden ``.<run_id>.json.*`` helpers), and both names are shown in tables
+and sent to trackers. So they are checked once, before a run starts anything, with one error that
+says what is allowed, rather than failing later in a file system call or a tracker's request.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-__all__ = ["generate_run_id"]
+from trackhook.errors import InvalidValueError
+
+__all__ = ["MAX_RUN_ID_BYTES", "MAX_TAG_CHARACTERS", "check_run_id", "check_tag", "generate_run_id"]
+
+MAX_RUN_ID_BYTES = 128
+"""The longest run_id, in bytes of UTF-8: its longest file name (``.<run_id>.rank-<r>.json.``
+and a 32-digit suffix ``.tmp``) then stays far within the 255 bytes file systems allow."""
+
+MAX_TAG_CHARACTERS = 256
+"""The longest tag: the longest experiment name MLflow stores."""
+
+_RUN_ID_RULE = (
+    f"a run_id is 1 to {MAX_RUN_ID_BYTES} bytes of printable text (UTF-8), without '/', '\\' "
+    "or '.rank-', not starting with '.' nor ending in '.json'"
+)
+_TAG_RULE = f"a tag is at most {MAX_TAG_CHARACTERS} characters of printable text"
 
 _ADJECTIVES = (
     "able bold brave bright calm clean clever crisp daring eager early fair fast fierce fond "
@@ -25,3 +47,60 @@ def generate_run_id() -> str:
     adjective = secrets.choice(_ADJECTIVES)
     noun = secrets.choice(_NOUNS)
     return f"{adjective}-{noun}-{secrets.randbelow(10_000):04d}"
+
+
+def check_run_id(run_id: object, *, source: str = "") -> str:
+    """Return ``run_id`` if it can name a run, else raise ``InvalidValueError`` naming "run_id".
+
+    :param source: where the run_id came from when the user did not pass it (e.g.
+        ``"the environment variable TRACKHOOK_RUN_ID"``), for the message.
+    """
+    text = _checked_text("run_id", run_id, _RUN_ID_RULE, source)
+    problem = _run_id_problem(text)
+    if problem is not None:
+        raise _invalid("run_id", text, problem, _RUN_ID_RULE, source)
+    return text
+
+
+def check_tag(tag: object, *, source: str = "") -> str:
+    """Return ``tag`` if it can name an experiment, else raise ``InvalidValueError`` naming "tag".
+
+    ``source`` as for ``check_run_id``. The empty tag is allowed: the tracker's default experiment.
+    """
+    text = _checked_text("tag", tag, _TAG_RULE, source)
+    if len(text) > MAX_TAG_CHARACTERS:
+        raise _invalid("tag", text, f"it has {len(text)} characters", _TAG_RULE, source)
+    return text
+
+
+def _run_id_problem(run_id: str) -> str | None:
+    """What keeps ``run_id`` (printable, valid Unicode) from naming a run's files, if anything."""
+    size = len(run_id.encode("utf-8"))
+    if not 0 < size <= MAX_RUN_ID_BYTES:
+        return f"it is {size} bytes long"
+    if "/" in run_id or "\\" in run_id:
+        return "a path separator would put its files outside the run log store's folder"
+    if run_id.startswith("."):
+        return "names starting with '.' are the store's hidden files ('.', '..', temporary files)"
+    if ".rank-" in run_id:
+        return "'.rank-' marks the run logs of the ranks of a distributed run"
+    if run_id.endswith(".json"):
+        return "its folder would take the name of the run log of another run"
+    return None
+
+
+def _checked_text(name: str, value: object, rule: str, source: str) -> str:
+    """``value`` if it is a str of valid Unicode and printable characters (spaces allowed)."""
+    if not isinstance(value, str):
+        raise _invalid(name, value, f"it is of type {type(value).__name__}, not str", rule, source)
+    for index, character in enumerate(value):
+        if not (character.isprintable() or character == " "):
+            problem = f"it holds the unprintable character {character!r} at index {index}"
+            raise _invalid(name, value, problem, rule, source)
+    return value
+
+
+def _invalid(name: str, value: object, problem: str, rule: str, source: str) -> InvalidValueError:
+    shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:60]}...{repr(value)[-15:]}"
+    origin = f" (from {source})" if source else ""
+    return InvalidValueError(name, f"{shown}{origin} cannot name a run: {problem}; {rule}")

@@ -5,8 +5,11 @@
     .run_log_store/
       <run_id>.json                        the run log (strict JSON), written at open and at close
       <run_id>.rank-<r>.json               the run log of rank r > 0 in distributed training
+      .<run_id>.json.lock                  held by the one process writing that run log
+      .<run_id>.sync.lock                  held by the one `trackhook sync` of that run
       <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.jsonl   every tracked value, one file a process
       <run_id>/delivery/<tracker>/<spool>.offset   how far that tracker has received that file
+                                                   (a ``SpoolPosition``, as versioned JSON)
       <run_id>/delivery/<tracker>/<spool>.lock     held by the process delivering that file
       <run_id>/delivery/<tracker>/open.lock        serialises opening the run across processes
       <run_id>/delivery/<tracker>/closed           the status the run was closed with, once closed
@@ -18,24 +21,32 @@ its file so processes never contend for a lock, and a reader needs nothing but `
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import math
 import os
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
+
+from trackhook.errors import InvalidValueError, TrackhookError, warn_in_background
+from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = [
     "RunStore",
     "SpoolEntry",
+    "SpoolPosition",
     "SpoolWriter",
     "TrackerPositions",
+    "UnsafeStorePath",
     "iter_spool",
     "read_spool",
     "spool_rank",
@@ -67,7 +78,7 @@ class RunStore:
         return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
     def positions(self, run_id: str, tracker: str) -> TrackerPositions:
-        return TrackerPositions(self.root / run_id / "delivery" / _safe_name(tracker))
+        return TrackerPositions(self.root, run_id, tracker)
 
     def run_ids(self) -> list[str]:
         """Every run that has a run log or a spool in the store."""
@@ -88,73 +99,249 @@ _RANK_PREFIX = re.compile(r"^rank([0-9]+)-")
 
 
 def _safe_name(name: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
+    """``name`` as one file name: no separator, and never ``.`` or ``..`` (a folder above)."""
+    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
+    return safe if safe.strip(".") else "_" * (len(safe) or 1)
 
 
 @dataclass(slots=True)
 class SpoolEntry:
-    """One ``track_this`` call as the spool holds it."""
+    """One ``track_this`` call as the spool holds it.
+
+    A line that is not one (torn by a crash, planted, of the wrong shape) still yields an entry,
+    with no values and ``unreadable`` set: readers move past it, count it, deliver the lines after.
+    """
 
     timestamp: float
     step: int
     values: dict[str, Any]
     end_offset: int
+    unreadable: bool = False
+
+
+_BUFFER_BYTES = 1 << 16
+"""Lines are written once this much is waiting (or at the next flush)."""
+_MAX_HELD_BYTES = 64 << 20
+"""How much of the lines the disk refused is held in memory; values beyond are dropped, counted."""
+_RETRY_SECONDS = 0.5
+"""While the disk refuses, how often a flush or an append tries again."""
+_SPOOL_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_DISK_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file size limit (ulimit -f) is reached",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission is denied",
+    errno.EPERM: "permission is denied",
+    errno.ELOOP: "a symbolic link stands in the way, which trackhook never follows",
+    errno.ENOTDIR: "a file stands where a folder belongs",
+    errno.EEXIST: "a file stands where a folder belongs",
+}
 
 
 class SpoolWriter:
     """Appends one JSON line per ``track_this`` call to this process's spool file.
 
-    Lines go to a buffer and reach the operating system on ``flush``, which the run calls every
+    Lines wait in memory and reach the operating system on ``flush``, which the run calls every
     delivery ``interval`` from a thread of its own: a process killed with SIGKILL loses only what
     it tracked since then. With ``write_through`` every line reaches the operating system at
     once: processes that join another's run use it, because a ``multiprocessing`` pool ends its
     workers without running their exit handlers.
+
+    Trackhook's own disk never fails ``track_this``: when the spool cannot be opened or written
+    (a full disk, the file size limit, a read-only store, a planted symbolic link), the lines are
+    held, up to ``_MAX_HELD_BYTES``, and written in order once the disk takes them again; values
+    beyond that are dropped and counted in ``lost_values``. One warning names the folder and the
+    cause. A write cut short leaves no torn line: the file is cut back to its last whole line.
     """
 
     def __init__(self, path: Path, *, write_through: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.error: str | None = None
+        """Why the spool could not be written, from the first failure on (kept once it recovers)."""
+        self.lost_values = 0
+        """Values that were never written: dropped beyond the bound, or still held at close."""
         self._write_through = write_through
-        self._file: IO[str] = open(path, "a", encoding="ascii", buffering=1 << 16)  # noqa: SIM115
         self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._descriptor: int | None = None
+        self._size = 0  # the file's size at its last whole line
+        self._failing = False
+        self._next_try = 0.0
+        self._closed = False
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        with self._lock:
+            self._open()
+
+    @property
+    def held_values(self) -> int:
+        """Values tracked but not on disk yet: buffered, or held while the disk refuses them."""
+        with self._lock:
+            return _values_in(self._pending)
+
+    def run_log_entry(self) -> dict[str, Any] | None:
+        """What the disk refused, for the run log; ``None`` when every value reached the disk."""
+        if self.error is None:
+            return None
+        return {
+            "folder": str(self.path.parent.absolute()),
+            "error": self.error,
+            "held_values": self.held_values,
+            "lost_values": self.lost_values,
+        }
 
     def append(self, timestamp: float, step: int, values: dict[str, Any]) -> None:
-        line = self._dumps({"t": timestamp, "s": step, "v": values})
+        line = (self._dumps({"t": timestamp, "s": step, "v": values}) + "\n").encode("ascii")
         with self._lock:
-            self._file.write(line + "\n")
-            if self._write_through:
-                self._file.flush()
+            if self._failing and self._pending_bytes + len(line) > _MAX_HELD_BYTES:
+                self._drop(values)
+                return
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+            if self._write_through or self._pending_bytes >= _BUFFER_BYTES:
+                self._write_pending(force=False)
 
     def flush(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.flush()
+            self._write_pending(force=False)
 
     def close(self) -> None:
+        """Write what is held (a last try), count what still cannot be, and close the file."""
         with self._lock:
-            self._file.close()
+            if self._closed:
+                return
+            self._write_pending(force=True)
+            self.lost_values += _values_in(self._pending)
+            self._pending, self._pending_bytes = [], 0
+            self._closed = True
+            if self._descriptor is not None:
+                os.close(self._descriptor)
+                self._descriptor = None
 
     def abandon(self) -> None:
-        """In a forked child: whatever of the parent's buffer is left must never reach the file.
+        """In a forked child: whatever of the parent's lines are left must never reach the file.
 
-        The inherited descriptor is pointed at ``/dev/null``, so that even the buffer's flush at
-        garbage collection cannot duplicate the parent's lines.
+        Without the lock, which a thread of the parent may have held at the fork.
         """
-        devnull = os.open(os.devnull, os.O_WRONLY)
+        self._pending, self._pending_bytes = [], 0
+        self._closed = True
+        if self._descriptor is not None:
+            with suppress(OSError):
+                os.close(self._descriptor)
+            self._descriptor = None
+
+    # -- the disk, under the lock ------------------------------------------------------------------
+
+    def _open(self) -> bool:
+        """Open the spool file, never through a symbolic link (neither the file nor its folder)."""
         try:
-            os.dup2(devnull, self._file.fileno())
-        finally:
-            os.close(devnull)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            folder = os.open(self.path.parent, _FOLDER_FLAGS)
+            try:
+                self._descriptor = os.open(self.path.name, _SPOOL_FLAGS, 0o666, dir_fd=folder)
+            finally:
+                os.close(folder)
+            self._size = os.fstat(self._descriptor).st_size
+        except OSError as error:
+            self._fail(error)
+            return False
+        return True
+
+    def _write_pending(self, *, force: bool) -> None:
+        if self._closed or not self._pending:
+            return
+        if self._failing and not force and time.monotonic() < self._next_try:
+            return
+        if self._descriptor is None and not self._open():
+            return
+        assert self._descriptor is not None
+        data = memoryview(b"".join(self._pending))
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._descriptor, data[written:])
+        except OSError as error:
+            self._keep_whole_lines(written)
+            self._fail(error)
+            return
+        self._size += written
+        self._pending, self._pending_bytes = [], 0
+        self._failing = False
+
+    def _keep_whole_lines(self, written: int) -> None:
+        """After a short write: keep the lines written whole, cut the file back to the last one,
+        and hold the rest."""
+        whole = kept = 0
+        for line in self._pending:
+            if whole + len(line) > written:
+                break
+            whole += len(line)
+            kept += 1
+        rest = self._pending[kept:]
+        if written > whole and not self._cut_back(self._size + whole):
+            rest.insert(0, b"\n")  # the torn line stays, ended: one unreadable line, no value lost
+            whole = written
+        self._size += whole
+        self._pending, self._pending_bytes = rest, sum(map(len, rest))
+
+    def _cut_back(self, size: int) -> bool:
+        assert self._descriptor is not None
+        try:
+            os.ftruncate(self._descriptor, size)
+        except OSError:
+            return False
+        return True
+
+    def _fail(self, error: OSError) -> None:
+        self._failing = True
+        self._next_try = time.monotonic() + _RETRY_SECONDS
+        if self.error is not None:
+            return
+        cause = _cause(error)
+        self.error = f"{cause} ({type(error).__name__}: {error})"
+        warn_in_background(
+            f"cannot write the spool in {self.path.parent.absolute()}: {cause}; tracking goes "
+            f"on, values are held in memory (up to {_MAX_HELD_BYTES / 2**20:.3g} MiB, then "
+            "dropped and counted) and written as soon as the disk takes them again; free some "
+            f"space or fix the folder (error: {error})"
+        )
+
+    def _drop(self, values: dict[str, Any]) -> None:
+        if not self.lost_values:
+            warn_in_background(
+                f"the spool in {self.path.parent.absolute()} still cannot be written "
+                f"({self.error}) and {_MAX_HELD_BYTES / 2**20:.3g} MiB of values are held: newer "
+                "values are dropped, and counted in the run log"
+            )
+        self.lost_values += _count_leaves(values)
+
+
+def _cause(error: OSError) -> str:
+    """What went wrong, in words a user acts on."""
+    # a link where a folder belongs: mkdir says EEXIST (dangling), O_NOFOLLOW says ENOTDIR
+    if error.errno in (errno.ENOTDIR, errno.EEXIST) and os.path.islink(error.filename):
+        return _DISK_CAUSES[errno.ELOOP]
+    return _DISK_CAUSES.get(error.errno or 0, error.strerror or str(error))
+
+
+def _values_in(lines: list[bytes]) -> int:
+    return sum(_count_leaves(json.loads(line)["v"]) for line in lines if line != b"\n")
+
+
+def _count_leaves(values: dict[str, Any]) -> int:
+    """How many values a line holds as trackers receive them (nested dicts by their leaves)."""
+    return sum(1 for key, value in values.items() for _ in flatten(key, value))
 
 
 def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[SpoolEntry]:
     """Return the complete lines of ``path`` from ``offset``, up to about ``max_bytes``.
 
     A partial last line (a process killed mid-write) is left for later, and skipped for good once
-    its process is gone because nothing ever completes it.
+    its process is gone because nothing ever completes it. A complete line that is not what
+    ``track_this`` writes (invalid JSON, the wrong shape, values it refuses) comes back as an
+    ``unreadable`` entry without values.
     """
-    entries: list[SpoolEntry] = []
     with open(path, "rb") as file:
         file.seek(offset)
         data = file.read(max_bytes)
@@ -164,16 +351,16 @@ def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[Sp
     if lines and not lines[-1].endswith(b"\n"):
         lines.pop()
     if not lines:
-        return entries
-    try:  # one C-level parse for the whole chunk; line by line only around a torn line
+        return []
+    try:  # one C-level parse for the whole chunk; line by line only around a bad line
         records = json.loads(b"[" + b",".join(lines) + b"]")
     except ValueError:
         records = [_parse(raw) for raw in lines]
+    entries: list[SpoolEntry] = []
     position = offset
     for raw, record in zip(lines, records, strict=True):
         position += len(raw)
-        if record is not None:
-            entries.append(SpoolEntry(record["t"], record["s"], record["v"], position))
+        entries.append(_entry(record, position))
     return entries
 
 
@@ -181,7 +368,29 @@ def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        return None  # a torn line from a killed process: nothing valid to deliver in it
+        return None  # a torn or foreign line: nothing valid to deliver in it
+
+
+def _entry(record: Any, end_offset: int) -> SpoolEntry:
+    """The entry a parsed line makes; ``unreadable`` unless it is what ``track_this`` writes, so
+    that a foreign line never reaches a tracker (nor a step or a string no tracker can take)."""
+    if _has_entry_shape(record):
+        try:
+            values = normalise_values(record["v"])
+            return SpoolEntry(record["t"], check_step(record.get("s")), values, end_offset)
+        except InvalidValueError:
+            pass
+    return SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
+
+
+def _has_entry_shape(record: Any) -> bool:
+    """``{"t": a finite time, "s": ..., "v": a dict}``."""
+    return (
+        type(record) is dict
+        and type(record.get("v")) is dict
+        and type(record.get("t")) in (int, float)
+        and math.isfinite(record["t"])
+    )
 
 
 def iter_spool(path: Path, offset: int = 0) -> Iterator[SpoolEntry]:
@@ -191,63 +400,209 @@ def iter_spool(path: Path, offset: int = 0) -> Iterator[SpoolEntry]:
         offset = entries[-1].end_offset
 
 
+@dataclass(frozen=True, order=True)
+class SpoolPosition:
+    """How far a tracker has received one spool file.
+
+    ``offset`` is where a line starts (or the file's end) and ``values_done`` how many of that
+    line's values, in the order ``values.flatten`` yields them, the tracker has already handled
+    (accepted, or refused for good): one ``track_this`` call can hold more values than a batch, so
+    a line can be part-delivered when a send stops.
+    """
+
+    offset: int = 0
+    values_done: int = 0
+
+
+_POSITION_FORMAT = 2
+"""The ``.offset`` file's format: 1 was a bare integer (always at a line's end), still read."""
+
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 class TrackerPositions:
-    """What one tracker has received of each spool file of a run, and whether it closed the run."""
+    """What one tracker has received of each spool file of a run, and whether it closed the run.
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    Every file here is reached through folders opened with ``O_NOFOLLOW`` from the store's root
+    down, and written to a new file then renamed over the old one, which replaces a symbolic link
+    rather than following it: a link planted in a store others can write to never makes trackhook
+    overwrite or read the file it points to. A planted link where a folder or a lock belongs is an
+    error that names it; a planted link where a position or the ``closed`` marker belongs reads as
+    absent and is replaced on the next write.
+    """
 
-    def offset(self, spool: Path) -> int:
+    def __init__(self, root: Path, run_id: str, tracker: str) -> None:
+        self._root = root
+        self._parts = (run_id, "delivery", _safe_name(tracker))
+        self.folder = root.joinpath(*self._parts)
+
+    def position(self, spool: Path) -> SpoolPosition:
+        text = self._read(f"{spool.stem}.offset")
+        if text is None:
+            return SpoolPosition()
         try:
-            return int((self.folder / f"{spool.stem}.offset").read_text())
-        except (FileNotFoundError, ValueError):
-            return 0
+            return _parse_position(text)
+        except ValueError:
+            return SpoolPosition()  # a torn or foreign file: delivery starts the file again
 
-    def save(self, spool: Path, offset: int) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / f"{spool.stem}.offset"
-        temporary = target.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
-        temporary.write_text(str(offset))
-        os.replace(temporary, target)
+    def save(self, spool: Path, position: SpoolPosition) -> None:
+        document = {
+            "format": _POSITION_FORMAT,
+            "offset": position.offset,
+            "values_done": position.values_done,
+        }
+        self._write(f"{spool.stem}.offset", json.dumps(document))
 
     @contextmanager
     def claim(self, spool: Path) -> Iterator[bool]:
         """Hold the right to deliver ``spool`` to this tracker; yields False if another has it."""
-        with _flock(self.folder / f"{spool.stem}.lock", blocking=False) as acquired:
+        with self._lock(f"{spool.stem}.lock", blocking=False) as acquired:
             yield acquired
 
     @contextmanager
     def opening(self) -> Iterator[None]:
         """Serialise ``trackhook_open_run`` across processes, so that only one creates the run."""
-        with _flock(self.folder / "open.lock", blocking=True):
+        with self._lock("open.lock", blocking=True):
             yield
 
     def closed_status(self) -> str | None:
         try:
-            return (self.folder / "closed").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+            text = self._read("closed")
+        except UnsafeStorePath:
+            return None  # never read through a planted link: the run counts as not closed
+        return (text or "").strip() or None
 
     def reopen(self) -> None:
         """The run is open again (the same run_id continues it): it must be closed again."""
-        (self.folder / "closed").unlink(missing_ok=True)
+        with self._folder(create=False) as folder:
+            if folder is not None:
+                with suppress(FileNotFoundError):
+                    os.unlink("closed", dir_fd=folder)  # removes a link itself, never its target
 
     def mark_closed(self, status: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "closed").write_text(status)
+        self._write("closed", status)
+
+    # -- files, never through a symbolic link ------------------------------------------------------
+
+    def _read(self, name: str) -> str | None:
+        with self._folder(create=False) as folder:
+            if folder is None:
+                return None
+            try:
+                descriptor = os.open(name, _READ_FLAGS, dir_fd=folder)
+            except FileNotFoundError:
+                return None
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    return None  # a planted link: not ours, not followed
+                raise
+            with open(descriptor, encoding="utf-8") as file:
+                return file.read()
+
+    def _write(self, name: str, text: str) -> None:
+        """Replace ``name`` atomically: a reader sees the old content or the new, never half."""
+        temporary = f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"
+        with self._folder(create=True) as folder:
+            assert folder is not None
+            with suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=folder)  # left by a crash of this very thread id
+            descriptor = os.open(temporary, _NEW_FILE_FLAGS, 0o644, dir_fd=folder)
+            with open(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+    @contextmanager
+    def _lock(self, name: str, *, blocking: bool) -> Iterator[bool]:
+        with self._folder(create=True) as folder:
+            assert folder is not None
+            try:
+                descriptor = os.open(name, _LOCK_FLAGS, 0o644, dir_fd=folder)
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise UnsafeStorePath(self.folder / name) from None
+                raise
+        with open(descriptor, "a+b") as handle, _flocked(handle, blocking=blocking) as acquired:
+            yield acquired
+
+    @contextmanager
+    def _folder(self, *, create: bool) -> Iterator[int | None]:
+        """The tracker's folder as a descriptor, every level below the root opened without
+        following a link; ``None`` when it does not exist and ``create`` is False."""
+        if create:
+            self._root.mkdir(parents=True, exist_ok=True)
+        try:
+            folder = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if create:
+                raise
+            yield None
+            return
+        try:
+            for depth, part in enumerate(self._parts):
+                if create:
+                    with suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=folder)
+                try:
+                    inner = os.open(part, _FOLDER_FLAGS, dir_fd=folder)
+                except FileNotFoundError:
+                    if create:
+                        raise
+                    yield None
+                    return
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                        unsafe = self._root.joinpath(*self._parts[: depth + 1])
+                        raise UnsafeStorePath(unsafe) from None
+                    raise
+                os.close(folder)
+                folder = inner
+            yield folder
+        finally:
+            os.close(folder)
+
+
+class UnsafeStorePath(TrackhookError):
+    """A symbolic link (or a file) stands where trackhook keeps a folder or a lock of its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} is a symbolic link or not a folder: trackhook never follows links inside the "
+            "run log store, since whoever can write there could point them at your files; "
+            "remove it (and check who else can write to the store), then run `trackhook sync`"
+        )
+
+
+def _parse_position(text: str) -> SpoolPosition:
+    """A position file of any format; ``ValueError`` when it is not one."""
+    text = text.strip()
+    if text.isascii() and text.isdigit():  # format 1: the end of the last line received
+        return SpoolPosition(int(text))
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"not a position: {text[:40]!r}")
+    offset, done = document.get("offset"), document.get("values_done", 0)
+    if not (_is_count(offset) and _is_count(done)):
+        raise ValueError(f"not a position: {text[:40]!r}")
+    return SpoolPosition(offset, done)
+
+
+def _is_count(number: object) -> TypeGuard[int]:
+    return type(number) is int and number >= 0
 
 
 @contextmanager
-def _flock(path: Path, *, blocking: bool) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(handle, flags)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _flocked(handle: IO[bytes], *, blocking: bool) -> Iterator[bool]:
+    flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(handle, flags)
+    except BlockingIOError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-from dataclasses import dataclass, field
+import stat
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,16 @@ from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import ConfigError
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import REDACTED
-from trackhook.runlog import read_run_log, record_from_spools, start_time_of, write_run_log
+from trackhook.runlog import (
+    CountsWritten,
+    exclusive_lock,
+    merge_not_loaded,
+    owner_is_gone,
+    record_from_spools,
+    start_time_of,
+    update_run_log,
+    with_run_log,
+)
 from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
 
@@ -42,6 +52,7 @@ class SyncResult:
 
     run_id: str
     status: str
+    """The run's status in its run log once this sync is done."""
     delivered: dict[str, int] = field(default_factory=dict)
     undelivered: dict[str, int] = field(default_factory=dict)
     closed_as: Status | None = None
@@ -52,6 +63,9 @@ class SyncResult:
     not_loaded: dict[str, str] = field(default_factory=dict)
     """Trackers whose plugin could not be loaded, with the reason; their values wait."""
     abandoned: bool = False
+    another_sync: bool = False
+    """Another ``trackhook sync`` of the run went on for all of this one's time: this one did
+    nothing."""
 
 
 def sync_runs(
@@ -71,13 +85,51 @@ def sync_runs(
 def sync_run(
     run_id: str, loaded: LoadedConfig, store: RunStore, *, timeout: float | None = None
 ) -> SyncResult:
-    """Deliver one run's undelivered values to the configured trackers."""
-    log_path = store.run_log_path(run_id)
-    document: dict[str, Any] = read_run_log(log_path) if log_path.is_file() else {}
+    """Deliver one run's undelivered values to the configured trackers.
+
+    Syncs of one run take turns: a second one waits (within its timeout) for the first to finish,
+    then finds only what is left, rather than both finding the other's spool files busy and
+    neither closing the run.
+
+    ``timeout`` given (``--timeout``) is a hard limit: a tracker still opening or still accepting
+    values gets no ``patience`` beyond it.
+    """
+    if timeout is not None:
+        delivery = loaded.config.delivery.model_copy(update={"patience": 0.0})
+        loaded = replace(loaded, config=loaded.config.model_copy(update={"delivery": delivery}))
+    wait = max(loaded.config.delivery.flush_timeout, SYNC_TIMEOUT) if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    lock = store.run_log_path(run_id).with_name(f".{run_id}.sync.lock")
+    with exclusive_lock(lock, wait) as ours:
+        if not ours:
+            status = with_run_log(store.run_log_path(run_id), lambda now: now.get("status"))
+            return SyncResult(run_id, str(status or "RUNNING"), another_sync=True)
+        return _sync(run_id, loaded, store, max(deadline - time.monotonic(), 0.0))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a sync does with a run, decided from its run log under the run log's lock."""
+
+    document: dict[str, Any]
+    final: Status | None
+    """The status to close the run with in its trackers; ``None`` while its owner runs."""
+    abandoned: bool
+    """Its owner died without closing it: the run is closed as ``FAIL``."""
+
+
+def _plan(document: dict[str, Any]) -> _Plan:
+    # Under the lock: an owner that is gone now cannot have closed the run since it was read.
     status = str(document.get("status", "RUNNING"))
-    abandoned = status == "RUNNING" and _owner_is_gone(document.get("owner"))
-    final: Status | None = "FAIL" if abandoned else _final_status(status)
-    settings = _tracker_settings(loaded, document)
+    abandoned = status == "RUNNING" and owner_is_gone(document.get("owner"))
+    return _Plan(document, "FAIL" if abandoned else _final_status(status), abandoned)
+
+
+def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, wait: float) -> SyncResult:
+    log_path = store.run_log_path(run_id)
+    plan = with_run_log(log_path, _plan)
+    document = plan.document
+    settings = _tracker_settings(loaded, document, store)
     run = RunInfo(
         run_id=run_id, tag=str(document.get("tag", "")), started_at=start_time_of(document) or 0.0
     )
@@ -88,22 +140,24 @@ def sync_run(
         )
         for tracker in built.loaded
     ]
-    wait = max(loaded.config.delivery.flush_timeout, SYNC_TIMEOUT) if timeout is None else timeout
     for worker in workers:
-        worker.finish(final, wait)
+        worker.finish(plan.final, wait)
         worker.start()
     wait_for_workers(workers, wait)
-    result = SyncResult(run_id, "FAIL" if abandoned else status, abandoned=abandoned)
+    status = str(document.get("status", "RUNNING"))
+    result = SyncResult(run_id, "FAIL" if plan.abandoned else status, abandoned=plan.abandoned)
     result.not_loaded = {tracker.name: tracker.error for tracker in built.not_loaded}
     for worker in workers:
         result.delivered[worker.tracker.name] = worker.report.delivered
         result.undelivered[worker.tracker.name] = worker.report.undelivered
-        if final is not None and not worker.closed_in_tracker():
+        if plan.final is not None and not worker.closed_in_tracker():
             result.not_closed[worker.tracker.name] = worker.report.last_error
-    if final is not None and workers and not result.not_closed and not result.not_loaded:
-        result.closed_as = final
-    if document:
-        _update_run_log(log_path, document, workers, store, abandoned)
+    if plan.final is not None and workers and not result.not_closed and not result.not_loaded:
+        result.closed_as = plan.final
+    entries = [worker.run_log_entry() for worker in workers]
+    written = update_run_log(log_path, lambda current: _synced_into(current, entries, plan, store))
+    if written is not None:
+        result.status = str(written.get("status", result.status))
     return result
 
 
@@ -115,7 +169,9 @@ def _final_status(status: str) -> Status | None:
     return None
 
 
-def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[TrackerSettings]:
+def _tracker_settings(
+    loaded: LoadedConfig, document: dict[str, Any], store: RunStore
+) -> list[TrackerSettings]:
     """The configured trackers; without any configuration, the ones the run log recorded."""
     # Trackers that did not load when the run ran are the ones that most need a sync.
     recorded = [
@@ -123,6 +179,7 @@ def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[Tr
         *(document.get("trackers_not_loaded") or []),
     ]
     if loaded.source.startswith("the default") and recorded:
+        _refuse_an_untrusted_store(document, store, recorded)
         for item in recorded:
             if REDACTED in json.dumps(item.get("config") or {}):
                 raise ConfigError(
@@ -130,6 +187,9 @@ def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[Tr
                     "its secrets removed, so it cannot be rebuilt from the run log; pass the "
                     "configuration: trackhook sync --config FILE (or set TRACKHOOK_CONFIG)"
                 )
+        unique: dict[str, dict[str, Any]] = {}
+        for item in recorded:  # loaded in one session, not in another: listed twice
+            unique.setdefault(str(item.get("name")), item)
         return [
             TrackerSettings(
                 type=item["type"],
@@ -137,49 +197,86 @@ def _tracker_settings(loaded: LoadedConfig, document: dict[str, Any]) -> list[Tr
                 config=item.get("config") or {},
                 on_error="warn",
             )
-            for item in recorded
+            for item in unique.values()
         ]
     return [item.model_copy(update={"on_error": "warn"}) for item in loaded.config.trackers]
 
 
-def _owner_is_gone(owner: Any) -> bool:
-    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return False
-    return False
-
-
-def _update_run_log(
-    path: Path,
-    document: dict[str, Any],
-    workers: list[TrackerWorker],
-    store: RunStore,
-    abandoned: bool,
+def _refuse_an_untrusted_store(
+    document: dict[str, Any], store: RunStore, recorded: list[dict[str, Any]]
 ) -> None:
-    listed = {str(item.get("name")): item for item in document.get("experiment_trackers") or []}
-    for worker in workers:  # a tracker new to the run, or one that had not loaded, is added
-        earlier = listed.get(worker.tracker.name, {})
-        entry = worker.run_log_entry(earlier.get("delivery"))
-        for kept in ("on_error", "config"):  # as the run had them, not as sync overrides them
-            if kept in earlier:
-                entry[kept] = earlier[kept]
-        if earlier.get("run") and not worker.facts:
-            entry["run"] = earlier["run"]
-        listed[worker.tracker.name] = entry
-    document["experiment_trackers"] = list(listed.values())
-    document["trackers_not_loaded"] = [
-        item for item in document.get("trackers_not_loaded") or [] if item.get("name") not in listed
+    """Refuse to contact trackers named only by a run log that someone else may have written.
+
+    A tracker is contacted with the user's credentials (``MLFLOW_TRACKING_TOKEN`` goes to any
+    ``tracking_uri``): a run log planted in a store that others can write to would otherwise
+    send them to a server of its choosing.
+    """
+    if all(item.get("type") == "do-nothing" for item in recorded):
+        return  # contacts nothing
+    run_id = str(document.get("run_id"))
+    reason = _why_untrusted(store.root.stat(), store.root) or _why_untrusted(
+        store.run_log_path(run_id).lstat(), store.run_log_path(run_id)
+    )
+    if reason is None:
+        return
+    names = ", ".join(repr(str(item.get("name"))) for item in recorded)
+    raise ConfigError(
+        f"{reason}, so the run log of run {run_id!r} may not be yours: trackhook sync does not "
+        f"contact the trackers it names ({names}) with your credentials unless a configuration "
+        "names them too; pass the configuration: trackhook sync --config FILE (or set "
+        "TRACKHOOK_CONFIG), or make the store writable by you alone (chmod go-w)"
+    )
+
+
+def _why_untrusted(status: os.stat_result, path: Path) -> str | None:
+    if stat.S_ISLNK(status.st_mode):
+        return f"{path} is a symbolic link"
+    if status.st_uid != os.getuid():
+        return f"{path} belongs to another user (uid {status.st_uid})"
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} can be written by other users (mode {stat.S_IMODE(status.st_mode):o})"
+    return None
+
+
+def _synced_into(
+    current: dict[str, Any],
+    entries: list[dict[str, Any]],
+    plan: _Plan,
+    store: RunStore,
+) -> dict[str, Any] | None:
+    """The run log as it is now, with what this sync delivered added; ``None``: there is none."""
+    if not current:
+        return None
+    recorded = {str(item.get("name")): item for item in current.get("experiment_trackers") or []}
+    as_the_run_had_them = [
+        {**entry, **_run_settings(recorded.get(str(entry["name"]), {}))} for entry in entries
     ]
-    if abandoned:
-        document["status"] = "FAIL"
-        document["end_time"] = datetime.now().astimezone().isoformat()
-        document["closed_by"] = "trackhook sync (the owning process had died)"
-        rank = document.get("rank")
-        spools = [p for p in store.spool_files(str(document["run_id"])) if spool_rank(p) == rank]
-        document["user_defined_metrics"] = record_from_spools(spools).as_user_defined_metrics()
-    write_run_log(path, document)
+    document = dict(current)
+    # A sync writes once: all its counts are new to the run log.
+    document["experiment_trackers"] = CountsWritten().merge(
+        current.get("experiment_trackers"), as_the_run_had_them
+    )
+    document["trackers_not_loaded"] = merge_not_loaded(
+        current.get("trackers_not_loaded"), [], [str(entry["name"]) for entry in entries]
+    )
+    still_abandoned = current.get("status") == "RUNNING" and current.get("owner") == (
+        plan.document.get("owner")
+    )
+    if plan.abandoned and still_abandoned:
+        _close_as_failed(document, store)
+    return document
+
+
+def _run_settings(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A tracker's settings as the run had them, not as this sync overrides them."""
+    return {key: recorded[key] for key in ("on_error", "config") if key in recorded}
+
+
+def _close_as_failed(document: dict[str, Any], store: RunStore) -> None:
+    """Close the run of a dead owner as ``FAIL``, with every value its spool holds."""
+    document["status"] = "FAIL"
+    document["end_time"] = datetime.now().astimezone().isoformat()
+    document["closed_by"] = "trackhook sync (the owning process had died)"
+    rank = document.get("rank")
+    spools = [p for p in store.spool_files(str(document["run_id"])) if spool_rank(p) == rank]
+    document["user_defined_metrics"] = record_from_spools(spools).as_user_defined_metrics()

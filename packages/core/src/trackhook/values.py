@@ -2,8 +2,15 @@
 
 ``normalise`` runs inside ``track_this`` and so is on the hot path: exact built-in types are checked
 first and returned as they are. It turns pydantic models into dicts (by alias, JSON mode), tuples
-into lists, numbers of other libraries (numpy scalars) into int or float, and rejects everything
-that cannot be stored as JSON, naming the key.
+into lists, numbers of other libraries (numpy scalars, numpy bools, 0-d arrays and tensors) into
+int, float or bool, dates and times into ISO 8601 strings, paths and UUIDs into strings, and
+rejects everything that cannot be stored as JSON, naming the key (and the conversion to write
+where there is more than one reasonable one: ``Decimal``, ``timedelta``, ``bytes``). It also
+refuses what no tracker can take, so that one bad value never blocks the values behind it: steps
+beyond int64 and strings (keys or values, at any depth) that are not valid Unicode (lone
+surrogates), and two spellings of one call that reach trackers as the same dotted key
+(``a={"b": 1}`` and ``**{"a.b": 2}``). Across calls there is no such conflict: a later value of a
+key at a step replaces the earlier one, as in the run log.
 
 ``flatten`` runs on the delivery side: nested dicts become dotted keys (``eggs.ham``).
 """
@@ -29,6 +36,12 @@ _FLOAT_RANGE_MAX = int(sys.float_info.max)
 _FLOAT_RANGE_MIN = -_FLOAT_RANGE_MAX
 _TOO_BIG = "the int is beyond the range of a float, which trackers store metrics as"
 _HINT = "track an int, float, str, bool, None, a list, a dict or a pydantic model"
+# Trackers store steps as signed 64-bit integers (MLflow answers "Value out of range" beyond).
+_MAX_STEP = 2**63 - 1
+_NOT_UNICODE = (
+    "it holds a lone surrogate ({character!r} at index {index}), which is not valid Unicode and "
+    "which no tracker can store; decode bytes with errors='replace' before tracking them"
+)
 
 
 def check_step(step: object) -> int:
@@ -41,6 +54,10 @@ def check_step(step: object) -> int:
         step = int(step)
     if step < 0:
         raise InvalidValueError("step", f"the step must be a non-negative int, got {step}")
+    if step > _MAX_STEP:
+        raise InvalidValueError(
+            "step", f"the step must be at most 2**63 - 1, which trackers store steps as, got {step}"
+        )
     return step
 
 
@@ -49,20 +66,66 @@ def normalise_values(values: Mapping[str, object]) -> dict[str, Value]:
     if not values:
         return {}
     clean: dict[str, Value] = {}
+    may_collide = False  # only dotted keys and dicts can reach trackers as the same key
     for key, value in values.items():
         if not key:
             raise InvalidValueError(key, "keys must not be empty")
+        if not key.isascii():
+            _check_unicode(key, key)
+        may_collide = may_collide or "." in key
         kind = type(value)
         if kind is int and not _FLOAT_RANGE_MIN <= value <= _FLOAT_RANGE_MAX:  # type: ignore[operator]
             raise InvalidValueError(key, _TOO_BIG)
         if kind in _PLAIN:
+            if isinstance(value, str) and not value.isascii():
+                _check_unicode(key, value)
             clean[key] = value
             continue
         try:
             clean[key] = normalise(key, value)
         except RecursionError:
             raise InvalidValueError(key, "it is nested too deeply, or contains itself") from None
+        may_collide = may_collide or type(clean[key]) is dict
+    if may_collide:
+        _check_no_two_spellings(clean)
     return clean
+
+
+def _check_unicode(key: str, text: str) -> None:
+    """Raise if ``text`` holds a lone surrogate (from ``os.fsdecode`` or a bad ``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        reason = _NOT_UNICODE.format(character=text[error.start], index=error.start)
+        raise InvalidValueError(key, reason) from None
+
+
+def _check_no_two_spellings(clean: Mapping[str, Value]) -> None:
+    """Raise if two spellings of one call reach trackers as the same dotted key.
+
+    ``a={"b": 1}`` and ``**{"a.b": 2}`` both become ``a.b`` at the same step: which one a tracker
+    keeps would depend on the order of the call's keys, so neither is guessed.
+    """
+    seen: dict[str, str] = {}
+    for key, value in clean.items():
+        spelt = key if key.isidentifier() else repr(key)
+        for dotted, spelling in _spellings(key, spelt, value):
+            if dotted in seen:
+                raise InvalidValueError(
+                    dotted,
+                    f"{seen[dotted]} and {spelling} both reach trackers as {dotted!r} at the same "
+                    "step; track only one of them, or rename one",
+                )
+            seen[dotted] = spelling
+
+
+def _spellings(key: str, spelling: str, value: Value) -> Iterator[tuple[str, str]]:
+    """``(dotted_key, how the call spelt it)`` for every leaf, as ``flatten`` yields the keys."""
+    if isinstance(value, dict):
+        for inner_key, inner in value.items():
+            yield from _spellings(f"{key}.{inner_key}", f"{spelling}[{inner_key!r}]", inner)
+    else:
+        yield key, spelling
 
 
 def normalise(key: str, value: object) -> Value:
@@ -70,6 +133,8 @@ def normalise(key: str, value: object) -> Value:
     kind = type(value)
     if kind is int and not _FLOAT_RANGE_MIN <= value <= _FLOAT_RANGE_MAX:  # type: ignore[operator]
         raise InvalidValueError(key, _TOO_BIG)
+    if isinstance(value, str) and not value.isascii():
+        _check_unicode(key, value)
     if kind in _PLAIN:
         return value
     if isinstance(value, enum.Enum):
@@ -91,9 +156,56 @@ def normalise(key: str, value: object) -> Value:
         return normalise(key, int(value))
     if isinstance(value, numbers.Real):
         return float(value)
+    if _is_scalar_of_an_array_library(value):
+        return normalise(key, value.item())  # type: ignore[attr-defined]
+    text = _as_text(value)
+    if text is not None:
+        return text
+    raise InvalidValueError(key, _why_not(value))
+
+
+def _is_scalar_of_an_array_library(value: object) -> bool:
+    """A numpy scalar (``np.bool_``, which is no ``numbers.Integral``), a 0-d array or tensor.
+
+    Their ``item()`` gives the Python bool, int or float they hold.
+    """
+    return getattr(value, "shape", None) == () and callable(getattr(value, "item", None))
+
+
+def _as_text(value: object) -> str | None:
+    """The one obvious string of a date, time, path or UUID; ``None`` for anything else.
+
+    Dates and times become ISO 8601 (``2026-12-01T21:36:57+00:00``), as in the run log's own
+    times; they are parameters, like every string. Imported here, not at module level: they are
+    rare, and ``import trackhook`` stays light.
+    """
+    import datetime
+    import uuid
+    from pathlib import PurePath
+
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (PurePath, uuid.UUID)):
+        return str(value)
+    return None
+
+
+_CONVERSIONS = {
+    "decimal.Decimal": "track float(value) for a metric, or str(value) to keep every digit",
+    "datetime.timedelta": "track value.total_seconds() for a metric in seconds",
+    "builtins.bytes": "track value.decode() for text, or value.hex()",
+}
+"""Values with more than one reasonable conversion: the user chooses, the error says how."""
+
+
+def _why_not(value: object) -> str:
+    kind = type(value)
+    conversion = _CONVERSIONS.get(f"{kind.__module__}.{kind.__qualname__}")
+    if conversion is not None:
+        return f"a {kind.__name__} has no single obvious form in a tracker; {conversion}"
     tolist = getattr(value, "tolist", None)
     extra = " (for an array or tensor, track value.tolist() or a summary number)" if tolist else ""
-    raise InvalidValueError(key, f"a {kind.__name__} cannot be tracked; {_HINT}{extra}")
+    return f"a {kind.__name__} cannot be tracked; {_HINT}{extra}"
 
 
 def _normalise_mapping(key: str, value: Mapping[Any, object]) -> dict[str, Value]:
@@ -107,6 +219,8 @@ def _normalise_mapping(key: str, value: Mapping[Any, object]) -> dict[str, Value
         name = str(inner_key)
         if not name:
             raise InvalidValueError(f"{key}.", "dict keys must not be empty")
+        if not name.isascii():
+            _check_unicode(f"{key}.{name}", name)
         if name in clean:
             raise InvalidValueError(
                 f"{key}.{name}", f"the keys {inner_key!r} and {name!r} both become {name!r}"

@@ -3,7 +3,9 @@
 The core has already made every key storable, formatted parameter keys as ``<key>_<step>``,
 truncated long parameters and cut batches to MLflow's request limits (all from ``LIMITS``); what
 is left here is MLflow itself: finding or creating the experiment and the run, one ``log_batch``
-request per batch, the long and the changed parameters, and the run's status.
+request per batch, the long and the changed parameters, the run's status, and telling the core
+which of MLflow's errors refuse the values themselves (``ValuesRejected``: set aside, never offered
+again) and which are outages (anything else: retried).
 
 MLflow is imported inside the hooks, on the delivery thread, so that ``import trackhook_mlflow``
 stays cheap and a user's ``track_this`` never waits for it.
@@ -11,6 +13,7 @@ stays cheap and a user's ``track_this`` never waits for it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import warnings
@@ -28,6 +31,7 @@ from trackhook import (
     TrackerLimits,
     TrackhookError,
     TrackhookWarning,
+    ValuesRejected,
     hookimpl,
 )
 from trackhook.redaction import redact_text
@@ -35,6 +39,7 @@ from trackhook_mlflow.config import MlflowConfig
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun, MlflowClient
+    from mlflow.exceptions import MlflowException
 
 __all__ = [
     "LATEST_TAG_PREFIX",
@@ -69,11 +74,23 @@ LATEST_TAG_PREFIX = "trackhook.latest."
 """Prefix of the run tag holding a param's latest value when it was tracked again, changed."""
 
 LONG_PARAM_FOLDER = "trackhook/params"
-"""Artifact folder of the full text of truncated params: ``<folder>/<param key>.txt``."""
+"""Artifact folder of the full text of truncated params: ``<folder>/<param key>.txt``; a key that
+is not a plain relative path (``..``, ``/abs``, a NUL) becomes one flat file name in the folder."""
 
 _RUN_STATUS: dict[str, str] = {"SUCCESS": "FINISHED", "FAIL": "FAILED"}
 _PARAM_TOO_LONG = re.compile(r"param.*value.*length (?:limit )?of (\d+)", re.IGNORECASE | re.DOTALL)
-_CHANGED_PARAM = "Changing param values is not allowed"
+# MLflow's validation of what it is given (a name, a value, a param changed): from the local store
+# and, as the server's own JSON answer, from a tracking server. A bare HTTP 400 (a proxy's answer)
+# becomes BAD_REQUEST, never this code.
+_INVALID_VALUE = "INVALID_PARAMETER_VALUE"
+# The database refused what it was given (an integrity or data error, e.g. a constraint); MLflow
+# answers BAD_REQUEST. Only counted when MLflow itself says so (see ``_refused_for_content``).
+_DATABASE_REFUSED = "BAD_REQUEST"
+_ACTIVE = "active"
+# A part of an artifact path that is one plain name: never "", "." or "..", no leading or trailing
+# dot or space (which Windows strips), no NUL, "\\" or ":".
+_PLAIN_NAME = re.compile(r"[\w\-](?:[\w.\- ]*[\w\-])?")
+_FLAT_NAME_LENGTH = 200
 
 
 class MlflowTrackerError(TrackhookError):
@@ -131,14 +148,46 @@ class MlflowTracker:
         try:
             self._send(state, entities, params)
         except MlflowException as error:
-            if _CHANGED_PARAM not in error.message:
-                demand = _tighter_limits(error)
-                if demand is None:
-                    raise
+            demand = _tighter_limits(error)
+            if demand is not None:
                 raise demand from error
-            # Another process of this run logged one of these params first: learn its value.
-            state.params = dict(state.client.get_run(state.mlflow_run_id).data.params)
-            self._send(state, entities, params)
+            if not _refused_for_content(error):
+                raise  # an outage, a server error, credentials: the core retries the batch
+            self._learn_run(state)
+            self._send_again(state, entities, params)
+
+    def _learn_run(self, state: _OpenRun) -> None:
+        """After MLflow refused a batch, learn what it holds that may explain the refusal.
+
+        Another process of the run may have logged some of these params with other values (the
+        batch is then sent again with latest-value tags); a deleted run refuses everything, which
+        is no fault of the values and must not set them aside.
+        """
+        mlflow_run = state.client.get_run(state.mlflow_run_id)
+        if mlflow_run.info.lifecycle_stage != _ACTIVE:
+            raise MlflowTrackerError(
+                f"the MLflow run {state.mlflow_run_id} is {mlflow_run.info.lifecycle_stage}, so "
+                "it takes no values: restore it (`mlflow runs restore --run-id "
+                f"{state.mlflow_run_id}`); the values wait in the spool until then (`trackhook "
+                "sync` delivers them once the run has closed)"
+            )
+        state.params = dict(mlflow_run.data.params)
+
+    def _send_again(
+        self, state: _OpenRun, metrics: list[Any], params: Sequence[ParamRecord]
+    ) -> None:
+        """The second offer of a refused batch: refused again for its content, it never will be
+        taken (a race between processes logging one param passes the second time)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._send(state, metrics, params)
+        except MlflowException as error:
+            if not _refused_for_content(error):
+                raise
+            # the first line: a database's refusal goes on with the SQL and every value sent
+            reason = str(error.message).strip().split("\n", 1)[0]
+            raise ValuesRejected(redact_text(f"MLflow refused them: {reason}")) from error
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:
@@ -222,7 +271,7 @@ class MlflowTracker:
             if record.full_value is not None:
                 suffix = ".txt" if key in new else ".latest.txt"
                 state.client.log_text(
-                    state.mlflow_run_id, record.full_value, f"{LONG_PARAM_FOLDER}/{key}{suffix}"
+                    state.mlflow_run_id, record.full_value, _long_param_artifact(key, suffix)
                 )
         tags = [
             RunTag(LIMITS.storable_key(LATEST_TAG_PREFIX + key), record.text)
@@ -280,3 +329,37 @@ def _tighter_limits(error: Exception) -> TighterLimitsRequired | None:
     return TighterLimitsRequired(
         f"the MLflow server refused a param value: {error}", max_param_length=limit
     )
+
+
+def _refused_for_content(error: MlflowException) -> bool:
+    """Whether MLflow refused what it was given, rather than failing to take it (an outage).
+
+    Decided on MLflow's error code and where the error comes from: MLflow's own validation
+    (``INVALID_PARAMETER_VALUE``), or its database refusing the data (``BAD_REQUEST``) as a
+    tracking server reports it in its JSON answer or as the local store raises it from the
+    database's error. A bare HTTP 400 from something in front of the server (a proxy) has
+    neither, and neither have connection errors, 5xx, 429 or credentials: those are retried.
+    """
+    from mlflow.exceptions import RestException
+
+    if error.error_code == _INVALID_VALUE:
+        return True
+    if error.error_code == _DATABASE_REFUSED:
+        return isinstance(error, RestException) or error.__cause__ is not None
+    return False
+
+
+def _long_param_artifact(key: str, suffix: str) -> str:
+    """The artifact path of a long param's full text: always inside ``LONG_PARAM_FOLDER``.
+
+    The core makes keys storable, but this path is written to disk (the run's artifact folder)
+    before MLflow validates the key, so it is made safe here whatever the key: a key whose every
+    ``/`` part is a plain name keeps its folders; any other (``..``, ``/abs``, ``a/../../b``, a
+    NUL, a backslash) becomes one flat file name, with a hash of the key so that two keys never
+    share a file.
+    """
+    if all(_PLAIN_NAME.fullmatch(part) for part in key.split("/")):
+        return f"{LONG_PARAM_FOLDER}/{key}{suffix}"
+    flat = re.sub(r"[^\w\-]", "_", key)[:_FLAT_NAME_LENGTH]
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{LONG_PARAM_FOLDER}/{flat}_{digest}{suffix}"

@@ -101,24 +101,11 @@ def _parser() -> argparse.ArgumentParser:
         "trackers.",
         epilog="Each command has its own --help. Documentation: the trackhook docs, page 'CLI'.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        default=None,
-        help="configuration file (default: $TRACKHOOK_CONFIG, trackhook.yaml, pyproject.toml)",
-    )
-    parser.add_argument(
-        "--plain",
-        action="store_true",
-        help="plain text output even where rich is installed and the output is a terminal",
-    )
+    _add_common_options(parser, default=None)
     # Options repeated on each command (`trackhook show --config F RUN`) must not reset the ones
     # given before the command: SUPPRESS leaves the attribute alone when the option is absent.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="as above")
-    common.add_argument("--plain", action="store_true", default=argparse.SUPPRESS)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    _add_common_options(common, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -157,7 +144,17 @@ def _parser() -> argparse.ArgumentParser:
         help="draw a run's metrics against their steps into a PNG (trackhook[plot])",
     )
     plot.add_argument("run_id", metavar="RUN_ID")
-    plot.add_argument("keys", nargs="*", metavar="KEY", help="metrics to draw (default: all)")
+    plot.add_argument(
+        "keys",
+        nargs="*",
+        metavar="KEY",
+        help="metrics to draw (default: every metric tracked at two steps or more)",
+    )
+    plot.add_argument(
+        "--all",
+        action="store_true",
+        help="also draw metrics tracked at a single step (hyperparameters, final scores)",
+    )
     plot.add_argument("-o", "--out", metavar="FILE.png", help="default: RUN_ID.png")
     plot.set_defaults(handler=_lazy("trackhook.cli._plot", "plot_command"))
 
@@ -181,6 +178,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(handler=_lazy("trackhook.cli._sync", "sync_command"))
     return parser
+
+
+_CONFIG_HELP = (
+    "the configuration file to use (default: $TRACKHOOK_CONFIG, else trackhook.yaml or "
+    "trackhook.yml in the working directory, else [tool.trackhook] in pyproject.toml)"
+)
+_PLAIN_HELP = (
+    "plain text: no rich tables, colours or progress bars, even on a terminal with rich "
+    "installed (output that is piped is always plain)"
+)
+_DEBUG_HELP = "on an error, show the full traceback instead of one line and a hint"
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """--config, --plain and --debug, accepted before the command and after it, with one help."""
+    flag_default = False if default is None else default
+    parser.add_argument("--config", metavar="FILE", default=default, help=_CONFIG_HELP)
+    parser.add_argument("--plain", action="store_true", default=flag_default, help=_PLAIN_HELP)
+    parser.add_argument("--debug", action="store_true", default=flag_default, help=_DEBUG_HELP)
 
 
 def _lazy(module: str, function: str) -> Any:

@@ -88,10 +88,19 @@ class Output:
         if self._console is None or total < 2:
             yield lambda: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
+        # A styled column, not markup in a string: the bar is redrawn inside each line()'s print,
+        # whose markup=False would leave the markup written out literally.
+        label = TextColumn("{task.description}", style="progress.description", markup=False)
         with Progress(
-            "[progress.description]{task.description}",
+            label,
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

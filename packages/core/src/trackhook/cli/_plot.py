@@ -1,4 +1,8 @@
-"""``trackhook plot RUN_ID [KEY ...] --out FILE.png``: metric curves against their steps."""
+"""``trackhook plot RUN_ID [KEY ...] --out FILE.png``: metric curves against their steps.
+
+Without keys it draws the curves (metrics tracked at two steps or more); ``--all`` adds the
+single-point metrics, and keys named on the command line are drawn whatever their steps.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def plot_command(arguments: argparse.Namespace) -> int:
             f"run {run.run_id!r} has no metrics to plot",
             "a metric is a key whose every value is a number; `trackhook show` lists the values",
         )
-    keys = list(arguments.keys) or list(metrics)
+    keys = list(arguments.keys) or _default_keys(run.run_id, metrics, every=arguments.all)
     unknown = [key for key in keys if key not in metrics]
     if unknown:
         raise CommandError(
@@ -34,6 +38,23 @@ def plot_command(arguments: argparse.Namespace) -> int:
     plot_metrics(run.run_id, {key: metrics[key] for key in keys}, out)
     print(f"wrote {out}")
     return 0
+
+
+def _default_keys(run_id: str, metrics: dict[str, dict[int, float]], *, every: bool) -> list[str]:
+    """The curves: metrics tracked at two steps or more; with ``every``, single points too.
+
+    A single-point metric (a hyperparameter such as a learning rate, a final score) would be a
+    panel holding one dot.
+    """
+    if every:
+        return list(metrics)
+    curves = [key for key, steps in metrics.items() if len(steps) > 1]
+    if not curves:
+        raise CommandError(
+            f"run {run_id!r} has no metric tracked at more than one step",
+            "name the metrics to draw (`trackhook plot RUN_ID KEY ...`), or add --all",
+        )
+    return curves
 
 
 def plot_metrics(title: str, metrics: dict[str, dict[int, float]], out: Path) -> None:

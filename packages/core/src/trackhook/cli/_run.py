@@ -1,8 +1,9 @@
 """``trackhook run -- COMMAND``: a command as a run.
 
 This process owns the run (``trackhook.start_run``), so the command's Python children join it
-through the exported ``TRACKHOOK_*`` variables: they only spool their values, and this process
-delivers them, closes the run and writes its run log.
+through the ``TRACKHOOK_*`` variables of ``Run.child_environment()``, given in the command's
+environment: they only spool their values, and this process delivers them, closes the run and
+writes its run log.
 
 Shell tasks track by exporting ``TRACKHOOK_TRACK_<key>[_STEP_<n>]`` variables, which die with the
 shell. To collect them, the child gets ``BASH_ENV`` pointing at a small rc file that bash sources
@@ -34,6 +35,8 @@ from types import FrameType
 
 from trackhook.cli._errors import CommandError
 from trackhook.envvars import TRACK_PREFIX
+from trackhook.errors import InvalidValueError
+from trackhook.runid import check_run_id, check_tag
 
 __all__ = ["exported_variables", "run_command"]
 
@@ -76,6 +79,7 @@ def run_command(arguments: argparse.Namespace) -> int:
             "no command to run",
             "put the command after `--`: trackhook run -- python train.py --epochs 3",
         )
+    _check_run_names(arguments.run_id, arguments.tag)
     _check_runnable(command[0])
     import trackhook
 
@@ -83,7 +87,7 @@ def run_command(arguments: argparse.Namespace) -> int:
     run = None
     try:
         with trackhook.start_run(arguments.run_id, arguments.tag, config=arguments.config) as run:
-            code = _run_child(command)
+            code = _run_child(command, run.child_environment())
             if code != 0:
                 raise _CommandFailed(code)
     except _CommandFailed as failed:
@@ -95,6 +99,17 @@ def run_command(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return code
+
+
+def _check_run_names(run_id: str | None, tag: str) -> None:
+    """Refuse a ``--run-id`` or ``--tag`` that cannot name a run, before a run is opened."""
+    try:
+        if run_id:  # empty, as for start_run: a generated one
+            check_run_id(run_id, source="--run-id")
+        check_tag(tag, source="--tag")
+    except InvalidValueError as error:
+        option = error.key.replace("_", "-")
+        raise CommandError(error.reason, f"give another --{option}") from None
 
 
 def _check_runnable(program: str) -> None:
@@ -114,12 +129,13 @@ def _check_runnable(program: str) -> None:
         )
 
 
-def _run_child(command: list[str]) -> int:
+def _run_child(command: list[str], run_variables: Mapping[str, str]) -> int:
+    """Run ``command`` in the run whose ``Run.child_environment()`` is ``run_variables``."""
     import trackhook
 
     with tempfile.TemporaryDirectory(prefix="trackhook-run-") as folder:
         dumps = Path(folder)
-        environment = dict(os.environ)
+        environment = {**os.environ, **run_variables}
         rc = dumps / "bash_env.sh"
         rc.write_text(
             _RC.format(user=USER_BASH_ENV, dump=shlex.quote(folder), prefix=TRACK_PREFIX),

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trackhook.cli._errors import CommandError
+
+if TYPE_CHECKING:
+    from trackhook.store import SpoolEntry
 
 __all__ = ["RunView", "find_run", "load_runs", "store_of"]
 
@@ -103,14 +106,24 @@ class RunView:
                 stepped.setdefault(dotted, {})[step] = leaf
         return {key: dict(sorted(steps.items())) for key, steps in stepped.items()}
 
+    @property
+    def unreadable_lines(self) -> int:
+        """Spool lines that hold no value ``track_this`` wrote (torn, foreign): skipped."""
+        return sum(entry.unreadable for entry in self._spool_entries)
+
+    @cached_property
+    def _spool_entries(self) -> list[SpoolEntry]:
+        """Every line of the run's spools, in the order the values were tracked."""
+        from trackhook.store import iter_spool
+
+        return sorted(
+            (entry for path in self.spools for entry in iter_spool(path)),
+            key=lambda entry: entry.timestamp,
+        )
+
     def _tracked(self) -> list[tuple[int, str, Any]]:
         if self.spools:
-            from trackhook.store import iter_spool
-
-            entries = sorted(
-                (entry for path in self.spools for entry in iter_spool(path)),
-                key=lambda entry: entry.timestamp,
-            )
+            entries = self._spool_entries
             return [(e.step, key, value) for e in entries for key, value in e.values.items()]
         tracked = []
         for key, value in (self.document.get("user_defined_metrics") or {}).items():

@@ -69,9 +69,15 @@ def show_run(run: RunView, out: Output) -> None:
             f"{delivery.get('delivered', 0)} delivered, "
             f"{delivery.get('undelivered', 0)} undelivered"
         )
+        if delivery.get("rejected"):
+            line += f", {delivery['rejected']} rejected"
         if delivery.get("last_error"):
             line += f", last error: {delivery['last_error']}"
         out.line(line)
+        for reason_line in _rejection_lines(delivery):
+            out.line(reason_line)
+    for trouble in _spool_trouble_lines(run):
+        out.line(trouble)
     params, metrics = run.params, run.metrics
     if not params and not metrics:
         out.line()
@@ -100,6 +106,37 @@ def show_run(run: RunView, out: Output) -> None:
             right=["last", "min", "max"],
             title="Metrics",
         )
+
+
+def _spool_trouble_lines(run: RunView) -> list[str]:
+    """What never reached the spool (a full disk), and spool lines that could not be read."""
+    lines = []
+    spool = run.document.get("spool")
+    if isinstance(spool, dict) and spool.get("lost_values"):
+        lines.append(
+            f"{spool['lost_values']} values could not be written to the spool in "
+            f"{spool.get('folder')} ({spool.get('error')}): no tracker received them"
+        )
+    unreadable = run.unreadable_lines
+    if unreadable:
+        lines.append(
+            f"{unreadable} spool {'line' if unreadable == 1 else 'lines'} could not be read "
+            "(torn, or not written by trackhook) and were skipped"
+        )
+    return lines
+
+
+def _rejection_lines(delivery: dict[str, Any]) -> list[str]:
+    """Why a tracker refused values, and the first keys it refused."""
+    reasons = delivery.get("rejected_reasons")
+    lines = [
+        f"  rejected {count}: {reason}"
+        for reason, count in (reasons.items() if isinstance(reasons, dict) else [])
+    ]
+    keys = delivery.get("rejected_keys")
+    if isinstance(keys, list) and keys:
+        lines.append(f"  rejected keys: {', '.join(map(str, keys))}")
+    return lines
 
 
 def sparkline(

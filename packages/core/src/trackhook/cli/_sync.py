@@ -33,10 +33,20 @@ def sync_command(arguments: argparse.Namespace) -> int:
     with out.progress(len(run_ids), "syncing") as advance:
         for run_id in run_ids:
             result = sync_run(run_id, loaded, store, timeout=arguments.timeout)
+            if result.another_sync:
+                left += 1
+                out.line(
+                    f"{run_id}: another `trackhook sync` of this run is still going on; "
+                    "run sync again once it is done, or give this one more time with --timeout"
+                )
+                advance()
+                continue
             delivered = ", ".join(f"{name}: {count}" for name, count in result.delivered.items())
             line = f"{result.run_id}: delivered {delivered or 'nothing'}"
             if result.abandoned:
                 line += "; its process had died, closed as FAIL"
+            elif result.status == "RUNNING":
+                line += "; the run is still open: its own process goes on delivering"
             missing = {name: count for name, count in result.undelivered.items() if count}
             if missing:
                 left += sum(missing.values())

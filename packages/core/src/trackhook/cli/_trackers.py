@@ -1,7 +1,8 @@
 """``trackhook trackers``: what a configuration's ``type:`` may name here, and each one's fields.
 
 This is the one place that imports every installed tracker class (to read its ``config_model``);
-a tracker that fails to import is listed with the reason instead of stopping the listing.
+a tracker that fails to import is listed with the reason instead of stopping the listing. Defaults
+can be read from the environment (a token) and reasons can quote one: both are redacted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from trackhook.cli._output import Output
+from trackhook.redaction import REDACTED, is_secret_field, redact_text
 
 __all__ = ["TrackerDescription", "describe_installed_trackers", "trackers_command"]
 
@@ -74,12 +76,13 @@ def describe_installed_trackers() -> list[TrackerDescription]:
         try:
             found = load_tracker_class(name, "trackhook trackers")
         except TrackhookError as error:
-            tracker.problem = str(error)
+            tracker.problem = redact_text(str(error))
         else:
             if point is None and found.distribution != "trackhook":
                 tracker.distribution, tracker.version = found.distribution, ""
             tracker.fields = describe_config_model(getattr(found.factory, "config_model", None))
-            tracker.problem = contract_problem(found.factory)
+            problem = contract_problem(found.factory)
+            tracker.problem = redact_text(problem) if problem is not None else None
         described.append(tracker)
     return described
 
@@ -91,13 +94,21 @@ def describe_config_model(model: Any) -> list[FieldDescription]:
     fields = []
     for name, info in model.model_fields.items():
         label = name if not info.alias or info.alias == name else f"{name} (alias {info.alias})"
-        if info.is_required():
-            default = "required"
-        else:
-            default = repr(info.get_default(call_default_factory=True))
-        description = info.description or _model_summary(info.annotation)
+        default = _shown_default(name, info)
+        description = redact_text(info.description or _model_summary(info.annotation))
         fields.append(FieldDescription(label, type_name(info.annotation), default, description))
     return fields
+
+
+def _shown_default(name: str, info: Any) -> str:
+    """The default as the listing shows it: never a secret (a token read from the environment)."""
+    if info.is_required():
+        return "required"
+    default = info.get_default(call_default_factory=True)
+    secret = is_secret_field(name) or (info.alias is not None and is_secret_field(info.alias))
+    if secret and default not in (None, "", {}):
+        return REDACTED
+    return redact_text(repr(default))
 
 
 def _model_summary(annotation: Any) -> str:

@@ -1,0 +1,89 @@
+"""Secrets never reach the run log, a warning or a command's output."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, Field
+
+from trackhook.errors import TrackerLoadError
+from trackhook.redaction import redact, redact_text
+
+SECRET = "s3cr3t-Value.42"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"Authorization: Bearer {SECRET}", "Authorization: Bearer ***"),
+        (f"authorization: Basic {SECRET}", "authorization: Basic ***"),
+        (f"{{'Authorization': 'Bearer {SECRET}'}}", "{'Authorization': 'Bearer ***'}"),
+    ],
+)
+def test_an_authorization_header_is_hidden_and_its_scheme_kept(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+def test_a_bearer_token_alone_in_free_text_is_hidden() -> None:
+    shown = redact_text(f"401 Unauthorized (sent Bearer {SECRET})")
+    assert shown == "401 Unauthorized (sent Bearer ***)"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"api_key={SECRET} rejected", "api_key=*** rejected"),
+        (f"api-key: {SECRET}, retry", "api-key: ***, retry"),
+        (f"token={SECRET}", "token=***"),
+        (f"MLFLOW_TRACKING_TOKEN={SECRET} python x.py", "MLFLOW_TRACKING_TOKEN=*** python x.py"),
+    ],
+)
+def test_a_secret_assignment_in_free_text_is_hidden(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            f"{{'X-Api-Key': '{SECRET}', 'Accept': 'json'}}",
+            "{'X-Api-Key': '***', 'Accept': 'json'}",
+        ),
+        (f'{{"x-api-key": "{SECRET}", "n": 1}}', '{"x-api-key": "***", "n": 1}'),
+    ],
+)
+def test_a_secret_header_in_a_dict_repr_or_json_is_hidden(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+def test_a_secret_query_parameter_keeps_the_separator_after_it() -> None:
+    assert redact_text(f"https://h/x?token={SECRET};other=1") == "https://h/x?token=***;other=1"
+
+
+def test_config_fields_named_bearer_or_authorization_and_secret_headers_are_hidden() -> None:
+    config = {
+        "bearer": SECRET,
+        "authorization": SECRET,
+        "headers": {"X-Api-Key": SECRET, "Accept": "json"},
+        "header_lines": [f"Authorization: Bearer {SECRET}"],
+    }
+    shown = redact(config)
+    assert SECRET not in str(shown)
+    assert shown["headers"]["Accept"] == "json"
+
+
+def test_a_tracker_load_error_hides_the_secret_its_cause_quotes() -> None:
+    cause = ImportError(f"cannot reach https://user:{SECRET}@host/x with token={SECRET}")
+    assert SECRET not in str(TrackerLoadError("leaky", "leaky-dist", cause))
+
+
+def test_trackhook_trackers_never_shows_a_secret_default() -> None:
+    from trackhook.cli._trackers import describe_config_model
+
+    class Settings(BaseModel):
+        api_token: str = Field(default_factory=lambda: SECRET)
+        uri: str = f"https://user:{SECRET}@host"
+        name: str = "kept"
+
+    shown = describe_config_model(Settings)
+    assert SECRET not in str(shown)
+    assert [field.default for field in shown] == ["***", "'https://***@host'", "'kept'"]

@@ -180,6 +180,7 @@ def bench(session: nox.Session) -> None:
         "bench/bench_mlflow.py",
         "bench/bench_wandb.py",
         "bench/bench_tensorboard.py",
+        "bench/bench_long_runs.py",
     ):
         if (ROOT / script).exists():
             session.run("python", script)

@@ -1,7 +1,8 @@
 """trackhook's quickstart: a simulated training run, tracked with the API and environment variables.
 
-Run it with ``nox -s demo`` (or ``python quickstart.py`` where trackhook is installed). Without a
-``trackhook.yaml`` the values go to the run log only; add one to send them to MLflow or W&B too.
+Run it with ``python quickstart.py`` where trackhook is installed. Without a ``trackhook.yaml``
+the values go to the run log only; add one to send them to MLflow or W&B too. ``nox -s demo`` runs
+the same training (``train`` below) with MLflow and TensorBoard configured: see ``demo.py``.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def show(run: trackhook.Run) -> None:
     for tracker in log["experiment_trackers"]:
         delivery = tracker["delivery"]
         print(
-            f"\ntracker {tracker['name']!r}: {delivery['delivered']} values delivered, "
-            f"{delivery['undelivered']} undelivered"
+            f"\ntracker {tracker['name']!r}: delivered {delivery['delivered']}, "
+            f"undelivered {delivery['undelivered']}"
         )
 
 

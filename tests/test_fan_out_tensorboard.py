@@ -40,4 +40,4 @@ def test_every_value_reaches_mlflow_and_tensorboard(
     )
     run.Reload()
     assert [event.step for event in run.Tensors("loss")] == list(range(100))
-    assert [event.step for event in run.Tensors("optimiser")] == [0]
+    assert [event.step for event in run.Tensors("optimiser_0")] == [0]

@@ -10,6 +10,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,49 @@ def test_a_hook_raising_system_exit_or_keyboard_interrupt_is_retried_like_any_fa
     report = delivery_of(run)
     assert (report["delivered"], report["undelivered"], report["retried"]) == (101, 0, 3)
     assert tracker.statuses() == ["SUCCESS"]
+
+
+class DownAtFirst(RecordingTracker):
+    """Down for its first ``failures`` batches, then works."""
+
+    failures = 3
+
+    @trackhook.hookimpl
+    def trackhook_log_batch(self, run: Any, metrics: Any, params: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server unavailable")
+        super().trackhook_log_batch(run, metrics, params)
+
+
+def test_an_error_the_tracker_recovered_from_is_recorded_as_recovered_not_as_last_error() -> None:
+    config = recording_config(max_backoff=0.05)
+    with recording(DownAtFirst()), trackhook.start_run("recovered", config=config) as run:
+        for step in range(101):
+            trackhook.track_this(step=step, loss=float(step))
+    report = delivery_of(run)
+    assert (report["delivered"], report["undelivered"], report["retried"]) == (101, 0, 3)
+    assert report["last_error"] is None, "the tracker works: it is not failing"
+    assert report["recovered_error"] == "ConnectionError: server unavailable"
+
+
+def test_a_sync_while_the_owner_still_delivers_does_not_send_the_user_to_sync() -> None:
+    class Down(RecordingTracker):
+        @trackhook.hookimpl
+        def trackhook_log_batch(self, run: Any, metrics: Any, params: Any) -> None:
+            raise ConnectionError("server unavailable")
+
+    config = recording_config(flush_timeout=0.5, patience=0.0, max_backoff=0.05)
+    with recording(Down()), trackhook.start_run("live", config=config) as run:
+        for step in range(101):
+            trackhook.track_this(step=step, loss=float(step))
+        run.flush()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            (result,) = sync_runs(["live"], config, timeout=0.5)
+    assert result.undelivered == {"recording": 101}, "the sync could deliver nothing"
+    told = [str(warning.message) for warning in caught]
+    assert not [text for text in told if "trackhook sync" in text], told
 
 
 # -- item 8: a cold tracker at close ---------------------------------------------------------------

@@ -20,7 +20,8 @@ import pytest
 import trackhook
 from trackhook.cli import main
 from trackhook.config import load_config
-from trackhook.resume import RunContinuedWarning, describe_resumptions, warn_if_closed_run_continues
+from trackhook.errors import RunContinuedWarning
+from trackhook.resume import describe_resumptions, warn_if_closed_run_continues
 
 TRACKHOOK = str(Path(sys.executable).parent / "trackhook")
 PACKAGE = str(Path(trackhook.__file__).parent)

@@ -33,9 +33,11 @@ CHILD = textwrap.dedent(
     import trackhook.store
     from trackhook.testing import RecordingTracker, recording
 
-    limit, space_returns, held_bytes = (int(argument) for argument in sys.argv[1:4])
+    limit, returns_at, held_bytes = (int(argument) for argument in sys.argv[1:4])
+    retry_seconds = float(sys.argv[4])
     trackhook.store._MAX_HELD_BYTES = held_bytes
-    config = json.loads(sys.argv[4])
+    trackhook.store._RETRY_SECONDS = retry_seconds
+    config = json.loads(sys.argv[5])
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     tracker = RecordingTracker()
     with warnings.catch_warnings(record=True) as caught:
@@ -44,25 +46,35 @@ CHILD = textwrap.dedent(
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
             for step in range(TOTAL):
                 trackhook.track_this(step=step, loss=float(step))
-                if step == TOTAL // 2 and space_returns:
+                if step == returns_at:
                     resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-                    time.sleep(1.5)  # the flush thread writes what was held meanwhile
+                    if step < TOTAL - 1:
+                        time.sleep(1.5)  # the flush thread writes what was held meanwhile
     print(json.dumps({
         "warnings": [str(warning.message) for warning in caught],
         "received": [record.step for record in tracker.metric_records()],
         "spool": run._spool.run_log_entry(),  # what the run log records of the spool
+        "undelivered": run._workers[0].report.undelivered,  # even if no run log can be written
     }))
     """
 ).replace("TOTAL", str(TOTAL))
 
 
 def run_child(
-    tmp_path: Path, *, limit: int, space_returns: bool, held_bytes: int = 64 << 20
+    tmp_path: Path,
+    *,
+    limit: int,
+    returns_at: int | None,
+    held_bytes: int = 64 << 20,
+    retry_seconds: float = 0.5,
 ) -> dict[str, Any]:
+    """Track ``TOTAL`` values under a file size limit of ``limit`` bytes, lifted after the step
+    ``returns_at`` (if any); the spool retries the disk at most every ``retry_seconds``."""
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     config = json.dumps(recording_config(flush_timeout=60.0))
-    arguments = [str(limit), str(int(space_returns)), str(held_bytes), config]
+    numbers = [limit, -1 if returns_at is None else returns_at, held_bytes, retry_seconds]
+    arguments = [*map(str, numbers), config]
     result = subprocess.run(
         [sys.executable, str(script), *arguments],
         capture_output=True,
@@ -85,7 +97,7 @@ def spooled_steps(store: Path) -> list[int]:
 def test_values_refused_by_the_file_size_limit_are_written_when_space_returns(
     tmp_path: Path,
 ) -> None:
-    outcome = run_child(tmp_path, limit=300_000, space_returns=True)
+    outcome = run_child(tmp_path, limit=300_000, returns_at=TOTAL // 2)
     store = tmp_path / ".run_log_store"
     (warning,) = [text for text in outcome["warnings"] if "spool" in text]
     assert str(RunStore(store).spool_dir("full")) in warning
@@ -101,7 +113,7 @@ def test_values_refused_by_the_file_size_limit_are_written_when_space_returns(
 
 
 def test_values_that_never_find_space_are_counted_as_lost(tmp_path: Path) -> None:
-    outcome = run_child(tmp_path, limit=1_000_000, space_returns=False, held_bytes=200_000)
+    outcome = run_child(tmp_path, limit=1_000_000, returns_at=None, held_bytes=200_000)
     store = tmp_path / ".run_log_store"
     spooled = spooled_steps(store)
     assert spooled == list(range(len(spooled))), "a whole prefix, no torn line"
@@ -110,8 +122,33 @@ def test_values_that_never_find_space_are_counted_as_lost(tmp_path: Path) -> Non
     assert "file size limit" in outcome["spool"]["error"]
     assert sorted(outcome["received"]) == spooled
     spool_warnings = [text for text in outcome["warnings"] if "spool" in text]
-    assert len(spool_warnings) == 2, "one when the disk refuses, one when values start to drop"
+    assert len(spool_warnings) == 4, "the disk refuses, values drop, the tracker's report, the loss"
     assert "dropped" in spool_warnings[1]
+
+
+def test_values_that_never_reach_the_spool_are_undelivered_and_said_lost(tmp_path: Path) -> None:
+    outcome = run_child(tmp_path, limit=1_000_000, returns_at=None, held_bytes=200_000)
+    lost = outcome["spool"]["lost_values"]
+    assert lost > 0
+    assert outcome["undelivered"] == lost, "the tracker's report counts what it never received"
+    (report,) = [text for text in outcome["warnings"] if "could not deliver" in text]
+    assert "never reached the spool" in report
+    assert "trackhook sync" not in report, "no sync can deliver what is not in the spool"
+    (loss,) = [text for text in outcome["warnings"] if "never reached the spool in" in text]
+    assert f"{lost} values" in loss
+    assert "no tracker received them" in loss
+
+
+def test_values_the_disk_takes_again_just_before_the_close_reach_the_tracker(
+    tmp_path: Path,
+) -> None:
+    # the spool retries the disk only every hour: only the close's own attempt can write them
+    outcome = run_child(tmp_path, limit=300_000, returns_at=TOTAL - 1, retry_seconds=3600)
+    store = tmp_path / ".run_log_store"
+    assert spooled_steps(store) == list(range(TOTAL))
+    assert sorted(outcome["received"]) == list(range(TOTAL))
+    (report,) = json.loads((store / "full.json").read_text())["experiment_trackers"]
+    assert (report["delivery"]["delivered"], report["delivery"]["undelivered"]) == (TOTAL, 0)
 
 
 READ_ONLY_CHILD = textwrap.dedent(
@@ -133,10 +170,9 @@ READ_ONLY_CHILD = textwrap.dedent(
 )
 
 
-def test_a_read_only_store_never_fails_tracking_and_counts_what_it_could_not_keep(
-    tmp_path: Path,
-) -> None:
-    store = tmp_path / "store"
+def run_with_read_only(store: Path, *command: str) -> Any:
+    """Run ``command`` with ``store`` mounted read-only (a bind mount in a user namespace) and
+    return the JSON it prints; skip where the machine allows no such mount."""
     store.mkdir()
     mount_read_only = (
         'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
@@ -144,24 +180,59 @@ def test_a_read_only_store_never_fails_tracking_and_counts_what_it_could_not_kee
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("needs unshare (util-linux) for a read-only bind mount in a user namespace")
-    command = [unshare, "-rm", "sh", "-c", mount_read_only, "sh", str(store)]
-    probe = subprocess.run([*command, "true"], capture_output=True, check=False)
+    prefix = [unshare, "-rm", "sh", "-c", mount_read_only, "sh", str(store)]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"no user namespace for a read-only mount here: {probe.stderr.decode()}")
     result = subprocess.run(
-        [*command, sys.executable, "-c", READ_ONLY_CHILD, str(store)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [*prefix, *command], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    outcome = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_a_read_only_store_never_fails_tracking_and_counts_what_it_could_not_keep(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    outcome = run_with_read_only(store, sys.executable, "-c", READ_ONLY_CHILD, str(store))
     assert outcome["lost"] == 200, "values, not lines: two in each of 100 lines"
     assert "read-only" in outcome["error"]
-    (warning,) = outcome["warnings"]
-    assert str(store / "run" / "spool") in warning
+    refused, lost = outcome["warnings"]
+    assert str(store / "run" / "spool") in refused
+    assert "200 values tracked by this process never reached the spool" in lost
+    assert "no tracker received them" in lost
     assert not list(store.iterdir())
+
+
+READ_ONLY_RUN = textwrap.dedent(
+    """
+    import json, sys, warnings
+    import trackhook
+    from trackhook.testing import RecordingTracker, recording
+
+    config = json.loads(sys.argv[1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with recording(RecordingTracker()), trackhook.start_run("ro", config=config):
+            for step in range(10):
+                trackhook.track_this(step=step, loss=0.5)
+    print(json.dumps([str(warning.message) for warning in caught]))
+    """
+)
+
+
+def test_a_read_only_store_is_reported_as_the_stores_problem_not_the_trackers(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    # a close that waited out its flush_timeout would outlast the child's 120 s limit
+    config = {**recording_config(flush_timeout=600.0, patience=0.0), "run_log_store": str(store)}
+    told = run_with_read_only(store, sys.executable, "-c", READ_ONLY_RUN, json.dumps(config))
+    assert not [text for text in told if "tracker 'recording' failed" in text], told
+    # once for the store, naming its folder; the tracker's report may cite it, not repeat it
+    said = f"{store / 'ro' / 'delivery'}: the file system is read-only"
+    assert len([text for text in told if said in text]) == 1, told
 
 
 def test_a_symlink_planted_at_the_spool_file_is_not_followed(tmp_path: Path) -> None:

@@ -70,6 +70,28 @@ def test_a_tag_that_cannot_name_an_experiment_is_refused_before_anything_starts(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("run_id", " ", "starts or ends with a space"),
+        ("run_id", "run ", "starts or ends with a space"),
+        ("run_id", " run", "starts or ends with a space"),
+        ("run_id", "-rf", "read it as an option"),
+        ("tag", "tag ", "starts or ends with a space"),
+        ("tag", " ", "starts or ends with a space"),
+    ],
+)
+def test_a_space_at_either_end_or_a_leading_dash_is_refused_before_anything_starts(
+    key: str, value: str, problem: str, tmp_path: Path
+) -> None:
+    names = {"run_id": "fine", "tag": "", key: value}
+    with pytest.raises(trackhook.InvalidValueError, match=problem) as caught:
+        with trackhook.start_run(run_id=names["run_id"], tag=names["tag"], config={}):
+            pass
+    assert caught.value.key == key
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_longest_run_id_names_the_run_log_of_a_high_rank(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,10 @@ the values waiting in the spool, not in memory. When the run finishes, the worke
 left within a bounded time (longer while the tracker is still opening the run or still accepting
 values: ``DeliverySettings.patience``), then closes the run in its tracker, or reports what it could
 not deliver and why.
+
+A failure of trackhook's own store (``store.RunStoreError``: a full or read-only folder, no
+permission) is never taken for the tracker's: it is said once for the run, naming the folder and
+the cause, retried while the run goes on, and at close reported at once rather than waited out.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from trackhook.redaction import redact, redact_text
 from trackhook.runlog import MAX_REJECTED_KEYS, MAX_REJECTED_REASONS, OTHER_REASONS
 from trackhook.store import (
     RunStore,
+    RunStoreError,
     SpoolEntry,
     SpoolPosition,
     SpoolWriter,
@@ -74,7 +79,17 @@ _MAX_REASON_LENGTH = 200
 
 @dataclass
 class DeliveryReport:
-    """What happened to one tracker's values: recorded in the run log at close."""
+    """What happened to one tracker's values: recorded in the run log at close.
+
+    ``undelivered`` counts every value of the run this tracker has not received: those waiting
+    in the spool for ``trackhook sync``, and, for the process that tracked them, those the disk
+    never took (held in memory, or lost: ``SpoolWriter.held_values`` and ``lost_values``).
+
+    ``last_error`` is the error the tracker is failing with as the report is made, ``None`` when
+    it works; an error it recovered from (a later attempt succeeded) moves to
+    ``recovered_error``, so that a run whose values all arrived does not look broken. How often
+    the tracker failed is ``retried``.
+    """
 
     delivered: int = 0
     retried: int = 0
@@ -90,6 +105,13 @@ class DeliveryReport:
     rejected_keys: list[str] = field(default_factory=list)
     """The first few keys refused (``MAX_REJECTED_KEYS``): enough to find the culprit."""
     last_error: str | None = None
+    recovered_error: str | None = None
+    """The last error the tracker recovered from, if any (see the class's docstring)."""
+
+    def recover(self) -> None:
+        """An attempt succeeded: the error before it is history, not the tracker's state."""
+        if self.last_error is not None:
+            self.recovered_error, self.last_error = self.last_error, None
 
     def reject(self, key: str, reason: str) -> None:
         """Count a refused value under its reason, keeping the summary bounded."""
@@ -114,6 +136,8 @@ class DeliveryReport:
             "rejected": self.rejected,
             "last_error": self.last_error,
         }
+        if self.recovered_error is not None:
+            counts["recovered_error"] = self.recovered_error
         if self.rejected:
             counts["rejected_reasons"] = dict(self.rejected_reasons)
             counts["rejected_keys"] = list(self.rejected_keys)
@@ -211,8 +235,6 @@ class TrackerWorker(threading.Thread):
         self._on_fatal = on_fatal
         self._on_opened = on_opened
         self._positions = store.positions(run.run_id, tracker.name)
-        if open_eagerly:
-            self._positions.reopen()
         self._limits: TrackerLimits = tracker.limits
         self._renamed_keys: set[str] = set()
         self._warned = False
@@ -236,6 +258,11 @@ class TrackerWorker(threading.Thread):
         self._done = False
         self._report_lock = threading.Lock()
         self._reported = False
+        if open_eagerly:
+            try:
+                self._positions.reopen()
+            except RunStoreError as trouble:
+                self._store_failed(trouble)
 
     # -- control, from other threads -------------------------------------------------------------
 
@@ -318,20 +345,22 @@ class TrackerWorker(threading.Thread):
         with self._report_lock:
             if self._reported:
                 return
-            self.report.undelivered = self._undelivered()
+            spooled = self._undelivered_in_spool()
+            held, lost = self._never_spooled()
+            self.report.undelivered = spooled + held + lost
             left_open = self._finish_status is not None and not self.closed_in_tracker()
             if self._ran_out_of_time and (self.report.undelivered or left_open):
                 self.report.last_error = self._why_out_of_time()
             self._reported = True
-        if self.fatal is not None:
-            return
+        if self.fatal is not None or self._finish_status is None:
+            return  # a sync while the owner runs: the owner delivers the rest, and says so
         run_id = self.run_info.run_id
         last_error = f" (last error: {self.report.last_error})" if self.report.last_error else ""
         if self.report.undelivered:
             self._warn(
                 f"tracker {self.tracker.name!r} could not deliver {self.report.undelivered} "
-                f"values of run {run_id!r}{last_error}; they are kept in "
-                f"{self.store.spool_dir(run_id)}; deliver them with: trackhook sync {run_id}"
+                f"values of run {run_id!r}{last_error}: "
+                + "; ".join(self._where_undelivered(spooled, held, lost))
             )
         elif left_open:
             self._warn(
@@ -339,19 +368,41 @@ class TrackerWorker(threading.Thread):
                 f"close it with: trackhook sync {run_id}"
             )
 
+    def _where_undelivered(self, spooled: int, held: int, lost: int) -> list[str]:
+        """Where the undelivered values are, each with what becomes of them."""
+        run_id = self.run_info.run_id
+        why = self._own.error if self._own is not None else None
+        parts = []
+        if spooled:
+            parts.append(
+                f"{spooled} are kept in {self.store.spool_dir(run_id)}; deliver them with: "
+                f"trackhook sync {run_id}"
+            )
+        if held:
+            parts.append(
+                f"{held} never reached the spool, the disk refusing them ({why}): they are "
+                "held in memory for a last try as the run closes and lost if it fails"
+            )
+        if lost:
+            parts.append(
+                f"{lost} never reached the spool, the disk refusing them ({why}): they were "
+                "dropped and no tracker will receive them"
+            )
+        return parts
+
     def _why_out_of_time(self) -> str:
         """Why the worker stopped before delivering everything: said in ``last_error``."""
         now = time.monotonic()
         if self._opening_since is not None:
             return f"still opening the run after {now - self._opening_since:.0f} s"
+        idle = now - max(self._last_progress, self._finish_started)
+        if self.report.last_error is not None:  # failing still: a success would have cleared it
+            return f"gave up after {idle:.0f} s without progress: {self.report.last_error}"
         if now - self._last_progress < _PROGRESS_WINDOW:
             waited = self._patience_deadline - self._finish_started
             return (
                 f"still delivering when the wait of {waited:.0f} s (timeout and patience) ran out"
             )
-        idle = now - max(self._last_progress, self._finish_started)
-        if self.report.last_error is not None:
-            return f"gave up after {idle:.0f} s without progress: {self.report.last_error}"
         return f"no progress for {idle:.0f} s: a hook of the tracker did not return"
 
     def _loop(self) -> None:
@@ -362,6 +413,11 @@ class TrackerWorker(threading.Thread):
             try:
                 self._pass(finishing)
                 backoff = 0.0
+            except RunStoreError as trouble:
+                self._store_failed(trouble)
+                if finishing:
+                    return  # waiting would not make the store writable: report now
+                backoff = min(max(backoff * 2, 0.25), self.settings.max_backoff)
             # BaseException: a plugin's SystemExit or KeyboardInterrupt would end this thread
             # silently. A real Ctrl-C reaches the main thread, never this one.
             except BaseException as error:
@@ -384,6 +440,12 @@ class TrackerWorker(threading.Thread):
             if wait > 0:
                 self._wake.wait(wait)
                 self._wake.clear()
+
+    def _store_failed(self, trouble: RunStoreError) -> None:
+        """Trackhook's own store failed, not the tracker: said once for all trackers of the run
+        (naming the folder and the cause), recorded as the reason values are not delivered."""
+        self.report.last_error = f"the run log store failed: {trouble.cause} in {trouble.folder}"
+        self.store.tell_once(trouble)
 
     def _failed(self, error: BaseException) -> None:
         """A tracker's failure of any kind: recorded and retried, or fatal with ``on_error:
@@ -414,6 +476,7 @@ class TrackerWorker(threading.Thread):
             finally:
                 self._opening_since = None
             self._last_progress = time.monotonic()
+            self.report.recover()
             self.opened.set()
             if self._on_opened is not None:
                 self._on_opened()
@@ -426,7 +489,9 @@ class TrackerWorker(threading.Thread):
         time of its delivery, so ``trackhook sync`` or another owner never sends it twice.
         """
         if self._own is not None:
-            self._own.flush()  # before opening, which may fail: what is tracked is then on disk
+            # before opening, which may fail: what is tracked is then on disk; finishing, try
+            # the disk now even if it refused a moment ago, so that what it takes is delivered
+            self._own.flush(retry=finishing)
         if self._open_eagerly and not self.opened.is_set():
             self._ensure_open()
             if self._own is not None:
@@ -453,6 +518,7 @@ class TrackerWorker(threading.Thread):
         if status is not None and not self.busy_spools and self._positions.closed_status() is None:
             self._ensure_open()
             self.tracker.hooks.close_run(self.run_info, status)
+            self.report.recover()
             self._positions.mark_closed(status)
 
     def _out_of_time(self) -> bool:
@@ -631,6 +697,7 @@ class TrackerWorker(threading.Thread):
             prepared.sent = end
             self._unsaved = prepared
         self._last_progress = time.monotonic()
+        self.report.recover()
 
     def _save_progress(self) -> None:
         """Write down how far the tracker has received the spool file it is being sent.
@@ -679,18 +746,32 @@ class TrackerWorker(threading.Thread):
 
     # -- reporting --------------------------------------------------------------------------------
 
-    def _undelivered(self) -> int:
+    def _undelivered_in_spool(self) -> int:
         if not self.tracker.hooks.receives_values:
             return 0
-        total = 0
-        for path in self.store.spool_files(self.run_info.run_id):
-            try:
-                position = self._positions.position(path)
-            except UnsafeStorePath:
-                position = SpoolPosition()  # nothing received that this process can vouch for
-            left = count_values(iter_spool(path, position.offset)) - position.values_done
-            total += max(left, 0)  # a position past its line's values: a garbled file
-        return total
+        try:
+            paths = self.store.spool_files(self.run_info.run_id)
+        except RunStoreError as trouble:
+            self._store_failed(trouble)
+            return 0
+        return sum(map(self._left_in, paths))
+
+    def _left_in(self, path: Path) -> int:
+        try:
+            position = self._positions.position(path)
+        except (UnsafeStorePath, RunStoreError):
+            position = SpoolPosition()  # nothing received that this process can vouch for
+        left = count_values(iter_spool(path, position.offset)) - position.values_done
+        return max(left, 0)  # a position past its line's values: a garbled file
+
+    def _never_spooled(self) -> tuple[int, int]:
+        """This process's values the disk has not taken: (still held in memory, lost for good).
+
+        No tracker can have received them, and no sync can find them.
+        """
+        if self._own is None or not self.tracker.hooks.receives_values:
+            return 0, 0
+        return self._own.held_values, self._own.lost_values
 
     def _warn(self, message: str) -> None:
         warn_in_background(message)

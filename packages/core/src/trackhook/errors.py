@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "InvalidValueError",
     "NoActiveRunError",
+    "RunContinuedWarning",
     "TrackerDeliveryError",
     "TrackerLoadError",
     "TrackhookError",
@@ -78,7 +79,7 @@ def _how_to_get(tracker_type: str, installed: list[str]) -> str:
     if tracker_type in installed:
         return f"write type: {tracker_type}"
     if tracker_type in _PACKAGES_OF:
-        return f"install it with: {install_command(tracker_type)}"
+        return f"install it with: {_install_command(tracker_type)}"
     return (
         "install the package that provides it (an entry point named "
         f"{tracker_type!r} in the group 'trackhook.trackers')"
@@ -93,7 +94,7 @@ _PACKAGES_OF = {
 """The trackers of the trackhook repository: ``type`` -> folder under ``packages/``."""
 
 
-def install_command(tracker_type: str) -> str:
+def _install_command(tracker_type: str) -> str:
     """How to install the adapter of ``tracker_type``: from the index, or from a checkout.
 
     The checkout form works before (and without) a release on the package index.
@@ -162,6 +163,15 @@ class TrackhookWarning(UserWarning):
     """A tracker failed or could not store something; the message says what and what to do."""
 
 
+class RunContinuedWarning(TrackhookWarning):
+    """A run that had closed is opened again under its ``run_id`` and continues.
+
+    Continuing is the contract (a resumed job keeps its run); the warning makes a script that
+    re-runs with a fixed ``run_id`` visible. Where continuing is what you mean, silence it with
+    ``warnings.filterwarnings("ignore", category=RunContinuedWarning)``.
+    """
+
+
 def did_you_mean(unknown: str, known: Iterable[str]) -> str:
     """``"did you mean 'x'? "`` for the closest of ``known`` to a misspelt name, else ``""``.
 
@@ -208,12 +218,12 @@ _PLUMBING = frozenset({"contextlib", "threading", "atexit", "runpy"})
 
 def _users_frame() -> FrameType | None:
     """The innermost frame of this thread that is neither trackhook's nor standard plumbing."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         module = str(frame.f_globals.get("__name__", ""))
         if not (_is_trackhooks(module) or module in _PLUMBING):
             return frame
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return None
 
 

@@ -13,19 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trackhook.errors import TrackhookWarning, warn_in_background
+from trackhook.errors import RunContinuedWarning, warn_in_background
 
-__all__ = ["RunContinuedWarning", "describe_resumptions", "warn_if_closed_run_continues"]
+__all__ = ["describe_resumptions", "warn_if_closed_run_continues"]
 
 _CLOSED = frozenset({"SUCCESS", "FAIL"})
-
-
-class RunContinuedWarning(TrackhookWarning):
-    """A run that had closed is opened again under its ``run_id`` and continues.
-
-    Silence it, where continuing is what you mean, with
-    ``warnings.filterwarnings("ignore", category=RunContinuedWarning)``.
-    """
 
 
 def warn_if_closed_run_continues(run_log_path: Path, run_id: str) -> None:

@@ -1,9 +1,10 @@
 """A run: the values tracked in it, its run log, and the delivery threads that feed its trackers.
 
-The data path, in order: ``Run.track`` checks and normalises the values (``values``), records them
-in the run's ``MetricsRecord`` (the run log's content), appends one line to this process's spool
-(``store.SpoolWriter``) and returns. Each tracker's ``TrackerWorker`` (``delivery``) reads the spool
-in the background, makes the values fit the tracker and calls its hooks.
+The data path, in order: ``Run.track`` checks and normalises the values (``values``), appends one
+line to this process's spool (``store.SpoolWriter``) and returns: no value is held in memory. Each
+tracker's ``TrackerWorker`` (``delivery``) reads the spool in the background, makes the values fit
+the tracker and calls its hooks. The thread that flushes the spool also feeds the run's
+``ValueIndex`` (``index``), from which closing streams the run log's values.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +25,17 @@ from trackhook.errors import (
     TrackhookError,
     warn_in_background,
 )
+from trackhook.index import ValueIndex, index_folder
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
 from trackhook.runid import check_run_id, check_tag
 from trackhook.runlog import (
+    METRICS,
+    VALUE_COUNT,
     CountsWritten,
-    MetricsRecord,
     merge_not_loaded,
     owner_is_gone,
-    read_run_log,
-    record_from_spools,
+    read_run_log_header,
     start_time_of,
     update_run_log,
 )
@@ -49,7 +51,8 @@ __all__ = ["Run"]
 class Run:
     """An open or finished run.
 
-    ``user_defined_metrics`` is the run log's record of every value, in runnable's shape.
+    ``user_defined_metrics`` is every value of the run (of this rank), in runnable's shape, read
+    from the spool on disk when asked for.
     """
 
     def __init__(
@@ -77,7 +80,10 @@ class Run:
         if owner:
             self.started_at = self._earlier_start_time() or self.started_at
         self._counts_written = CountsWritten()
-        self._record = MetricsRecord()
+        self._run_log_warned = False
+        self._index: ValueIndex | None = None
+        """Created by the first pass that needs it: a process that joins a run never needs one."""
+        self._index_lock = threading.Lock()
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -91,11 +97,7 @@ class Run:
         built = build_trackers(loaded) if sends and owner else None
         trackers = built.loaded if built is not None else []
         self._not_loaded = built.not_loaded if built is not None else []
-        self._spool = (
-            SpoolWriter(self._store.new_spool_path(run_id, self.rank), write_through=not owner)
-            if sends
-            else None
-        )
+        self._spool = SpoolWriter(self._spool_path(sends), write_through=not owner)
         self._workers = [
             TrackerWorker(
                 tracker,
@@ -111,7 +113,7 @@ class Run:
         if owner:
             self._write_run_log(closing=False)
         self._stop_flushing = threading.Event()
-        if self._spool is not None and owner:
+        if owner:
             threading.Thread(
                 target=self._flush_spool_periodically, name="trackhook-spool", daemon=True
             ).start()
@@ -121,19 +123,60 @@ class Run:
     def _flush_spool_periodically(self) -> None:
         """Hand the spool to the OS every ``interval``, even while every tracker hangs in a hook.
 
-        This, not the delivery threads, is what bounds what a killed process can lose.
+        This, not the delivery threads, is what bounds what a killed process can lose. It also
+        indexes the spool once ``_INDEX_BEHIND_BYTES`` have come since the last time, so that a
+        long run's close indexes only a bounded tail; a run shorter than that is indexed at close
+        alone, and its caller never shares the interpreter with indexing while it tracks.
         """
-        assert self._spool is not None
         interval = self._loaded.config.delivery.interval
+        indexed_up_to = 0
         while not self._stop_flushing.wait(interval):
             self._spool.flush()
+            with suppress(OSError):  # a full disk: indexed again at close, which reports it
+                size = self._spool.path.stat().st_size
+                if size - indexed_up_to >= _INDEX_BEHIND_BYTES:
+                    self._live_index().add(self._rank_files(), own=self._spool.path)
+                    indexed_up_to = size
+
+    def _spool_path(self, sends: bool) -> Path:
+        """This process's spool file; a rank that sends nothing keeps its values in a folder no
+        tracker is fed from, for its own run log."""
+        path = self._store.new_spool_path(self.run_id, self.rank)
+        return path if sends else path.parent.parent / _KEPT_FOLDER / path.name
+
+    def _rank_files(self) -> list[Path]:
+        """Every file holding a value of this run for this rank's run log: the spool files of
+        every session and process of the run_id, and what ranks that send nothing kept."""
+        kept = self._store.root / self.run_id / _KEPT_FOLDER
+        files = [*self._store.spool_files(self.run_id), *sorted(kept.glob("*.jsonl"))]
+        return [path for path in files if spool_rank(path) == self.rank]
+
+    def _live_index(self) -> ValueIndex:
+        with self._index_lock:
+            if self._index is None:
+                self._index = ValueIndex(self._index_folder())
+            return self._index
+
+    def _index_folder(self) -> Path:
+        return index_folder(self._store.root, self.run_id)
 
     # -- the public face ---------------------------------------------------------------------------
 
     @property
     def user_defined_metrics(self) -> dict[str, Any]:
-        """Every value: ``key -> value`` at step 0 only, else ``key -> {"<step>": value}``."""
-        return self._record.as_user_defined_metrics()
+        """Every value: ``key -> value`` at step 0 only, else ``key -> {"<step>": value}``.
+
+        Read from the spool files of the run (every session and process of this rank) when
+        asked for, and built in memory: for a long run, ``trackhook show`` reads less.
+        """
+        if not self._closed:
+            self._spool.flush()
+            index = self._live_index()
+            index.add(self._rank_files(), own=self._spool.path)
+            return index.as_user_defined_metrics()
+        with ValueIndex(self._index_folder()) as index:
+            index.add(self._rank_files(), own=self._spool.path)
+            return index.as_user_defined_metrics()
 
     @property
     def closed(self) -> bool:
@@ -190,10 +233,7 @@ class Run:
                 raise TrackhookError(
                     f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
                 )
-            timestamp = time.time()
-            self._record.update(checked_step, clean)
-            if self._spool is not None:
-                self._spool.append(timestamp, checked_step, clean)
+            self._spool.append(time.time(), checked_step, clean)
 
     def client_context_of(self, name: str | None) -> Any:
         """The native client context of tracker ``name`` (or of the only real tracker)."""
@@ -237,8 +277,7 @@ class Run:
             worker.finish(status, timeout, at_exit=at_exit)
         wait_for_workers(self._workers, timeout)
         self._stop_flushing.set()
-        if self._spool is not None:
-            self._spool.close()
+        self._spool.close()
         self.status = status
         self.ended_at = time.time()
         for tracker in self._not_loaded:
@@ -248,36 +287,24 @@ class Run:
                 f"with `trackhook sync {self.run_id}` once the plugin is fixed"
             )
         if self.owner:
-            self._merge_other_processes()
             self._write_run_log(closing=True)
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
         if self._fatal is not None:
             raise self._fatal
 
     def abandon_after_fork(self) -> None:
         """In a forked child: drop the parent's file buffer and threads without touching them."""
         self._closed = True
-        if self._spool is not None:
-            self._spool.abandon()
+        self._spool.abandon()
 
     def flush(self) -> None:
-        if self._spool is not None:
-            self._spool.flush()
+        self._spool.flush()
 
     def _on_fatal(self, tracker_name: str, error: BaseException) -> None:
         self._fatal = TrackerDeliveryError(tracker_name, error)
         self._fatal.__cause__ = error
-
-    def _merge_other_processes(self) -> None:
-        """Fold in what other processes tracked into this run_id, in the order it was tracked."""
-        if self._spool is None:
-            return  # this rank sends nothing, so nothing of another process belongs to its log
-        spools = [
-            path
-            for path in self._store.spool_files(self.run_id)
-            if spool_rank(path) == self.rank  # other ranks keep run logs of their own
-        ]
-        if any(path != self._spool.path for path in spools):
-            self._record = record_from_spools(spools)
 
     def _earlier_start_time(self) -> float | None:
         """When this run_id first started, if an earlier session wrote its run log.
@@ -286,38 +313,59 @@ class Run:
         """
         path = self.run_log_path
         try:
-            document = read_run_log(path) if path.is_file() else {}
+            document = read_run_log_header(path).header if path.is_file() else {}
         except (OSError, ValueError):
             return None  # unreadable: this session's run log replaces it
-        return start_time_of(document) if isinstance(document, dict) else None
+        return start_time_of(document)
 
     def _write_run_log(self, *, closing: bool) -> None:
         """Fold this session into the run log, under its lock, as other writers may share it.
 
         A run log that cannot be written (a full disk, a read-only store) must not break the
         user's code: it is warned about, and the values stay in the spool.
+
+        Closing streams every value of the rank's spool files from the index, which the
+        background pass has kept up to date: only what is new since is indexed here.
         """
         document = self.run_log_document()
         fold = self._closed_into if closing else self._opened_into
         try:
+            if closing:
+                index = self._live_index()
+                index.add(self._rank_files(), own=self._spool.path)
+                document |= {
+                    VALUE_COUNT: index.value_count(),
+                    METRICS: index.write_user_defined_metrics,
+                }
             update_run_log(self.run_log_path, lambda current: fold(current, document))
         except OSError as error:
-            warn_in_background(
-                f"could not write the run log of run {self.run_id!r} in {self.run_log_path.parent} "
-                f"({error.strerror or error}); every value stays in the run's spool "
-                f"{self._store.spool_dir(self.run_id)}, and once the folder can be written again "
-                f"`trackhook sync {self.run_id}` delivers what a tracker has not received"
-            )
+            self._warn_run_log_unwritten(error)
             return
         self._counts_written.remember(document["experiment_trackers"])
 
+    def _warn_run_log_unwritten(self, error: OSError) -> None:
+        """Once a run: the run log could not be written; say truthfully what is kept where."""
+        if self._run_log_warned:
+            return
+        self._run_log_warned = True
+        spool = self._spool
+        never = spool.held_values + spool.lost_values if spool is not None else 0
+        missing = f" ({never} values never did: see the warning about the spool)" if never else ""
+        warn_in_background(
+            f"could not write the run log of run {self.run_id!r} in {self.run_log_path.parent} "
+            f"({error.strerror or error}); every value that reached the run's spool "
+            f"{self._store.spool_dir(self.run_id)} stays there{missing}, and once the folder can "
+            f"be written again `trackhook sync {self.run_id}` delivers what a tracker has not "
+            "received"
+        )
+
     def _opened_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
-        """The run log once this session opens: an earlier one's values and start are kept."""
+        """The run log once this session opens: an earlier one's values and start are kept (the
+        values copied as the file holds them, never loaded)."""
         if not current:
-            return mine
+            return {**mine, VALUE_COUNT: 0, METRICS: {}}
         opened = self._folded_into(current, mine)
         opened["resumed_at"] = [*(current.get("resumed_at") or []), _iso(time.time())]
-        opened["user_defined_metrics"] = current.get("user_defined_metrics") or {}
         return opened
 
     def _closed_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +401,7 @@ class Run:
         return folded
 
     def run_log_document(self) -> dict[str, Any]:
-        """This session's run log, as if it were the run's only one."""
+        """This session's run log without its values, as if it were the run's only one."""
         return {
             "run_id": self.run_id,
             "tag": self.tag,
@@ -366,12 +414,11 @@ class Run:
             "experiment_trackers": [worker.run_log_entry() for worker in self._workers],
             "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
             **self._spool_trouble(),
-            "user_defined_metrics": self.user_defined_metrics,
         }
 
     def _spool_trouble(self) -> dict[str, Any]:
         """``{"spool": ...}`` when the disk refused values: how many are held, how many lost."""
-        entry = self._spool.run_log_entry() if self._spool is not None else None
+        entry = self._spool.run_log_entry()
         return {"spool": entry} if entry is not None else {}
 
 
@@ -389,6 +436,12 @@ def _another_session_is_open(current: dict[str, Any], owner: dict[str, Any]) -> 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
 
+
+_INDEX_BEHIND_BYTES = 16 << 20
+"""Spool bytes (about 800,000 values of one a call) indexed at once in the background."""
+
+_KEPT_FOLDER = "kept"
+"""Beside ``spool``: the values of ranks that send nothing, which no tracker is fed from."""
 
 RUN_ID_VARIABLE = "TRACKHOOK_RUN_ID"
 TAG_VARIABLE = "TRACKHOOK_TAG"

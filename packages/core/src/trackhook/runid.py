@@ -5,6 +5,10 @@ A run_id names files of the run log store (``<run_id>.json``, ``<run_id>.rank-<r
 folder ``<run_id>/`` and hidden ``.<run_id>.json.*`` helpers), and both names are shown in tables
 and sent to trackers. So they are checked once, before a run starts anything, with one error that
 says what is allowed, rather than failing later in a file system call or a tracker's request.
+
+Both must also survive being typed: neither may start or end with a space (a shell, a table or a
+tracker's form would lose it, and ``"run "`` would be another run than ``"run"``), and a run_id
+may not start with ``-``, since ``trackhook sync -rf`` reads it as an option.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ MAX_TAG_CHARACTERS = 256
 
 _RUN_ID_RULE = (
     f"a run_id is 1 to {MAX_RUN_ID_BYTES} bytes of printable text (UTF-8), without '/', '\\' "
-    "or '.rank-', not starting with '.' nor ending in '.json'"
+    "or '.rank-', not starting with '.' or '-' nor ending in '.json', and without spaces at "
+    "either end"
 )
-_TAG_RULE = f"a tag is at most {MAX_TAG_CHARACTERS} characters of printable text"
+_TAG_RULE = (
+    f"a tag is at most {MAX_TAG_CHARACTERS} characters of printable text, without spaces at "
+    "either end"
+)
 
 _ADJECTIVES = (
     "able bold brave bright calm clean clever crisp daring eager early fair fast fierce fond "
@@ -70,6 +78,8 @@ def check_tag(tag: object, *, source: str = "") -> str:
     text = _checked_text("tag", tag, _TAG_RULE, source)
     if len(text) > MAX_TAG_CHARACTERS:
         raise _invalid("tag", text, f"it has {len(text)} characters", _TAG_RULE, source)
+    if text != text.strip():
+        raise _invalid("tag", text, _SPACE_AT_AN_END, _TAG_RULE, source)
     return text
 
 
@@ -80,13 +90,20 @@ def _run_id_problem(run_id: str) -> str | None:
         return f"it is {size} bytes long"
     if "/" in run_id or "\\" in run_id:
         return "a path separator would put its files outside the run log store's folder"
+    if run_id != run_id.strip():
+        return _SPACE_AT_AN_END
     if run_id.startswith("."):
         return "names starting with '.' are the store's hidden files ('.', '..', temporary files)"
+    if run_id.startswith("-"):
+        return "the command line would read it as an option (trackhook sync -rf)"
     if ".rank-" in run_id:
         return "'.rank-' marks the run logs of the ranks of a distributed run"
     if run_id.endswith(".json"):
         return "its folder would take the name of the run log of another run"
     return None
+
+
+_SPACE_AT_AN_END = "it starts or ends with a space, which a shell or a table would not show"
 
 
 def _checked_text(name: str, value: object, rule: str, source: str) -> str:

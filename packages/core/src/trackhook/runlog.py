@@ -1,9 +1,11 @@
-"""The run log: the typed record of every tracked value and its JSON face.
+"""The run log: one JSON file per run (and rank) that says how the run went, with every value.
 
-Inside, values are kept as ``key -> step -> value``, which is unambiguous. The JSON face is the
-shape runnable's run log uses for ``user_defined_metrics``: a key tracked only at step 0 maps to
-its value; any other key maps to ``{"<step>": value}``; nested dicts stay nested. Tracking the same
-key at the same step again replaces the value.
+``user_defined_metrics`` has the shape runnable's run log uses: a key tracked only at step 0 maps
+to its value; any other key maps to ``{"<step>": value}``; nested dicts stay nested. Tracking the
+same key at the same step again replaces the value. The values are never held in memory to write
+it: they are streamed from a ``trackhook.index.ValueIndex`` of the spool, and written last, after
+the other fields, so that a reader (a writer merging its counts, ``trackhook runs``) reads those
+fields without the values, and a writer that keeps the values copies them from the file.
 
 The file is strict JSON: NaN and the infinities, which JSON cannot hold, are written as the strings
 ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
@@ -11,37 +13,36 @@ The file is strict JSON: NaN and the infinities, which JSON cannot hold, are wri
 
 from __future__ import annotations
 
-import copy
+import codecs
 import errno
 import fcntl
 import json
 import math
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-from trackhook.store import SpoolEntry, iter_spool
-from trackhook.values import Value
+from typing import IO, Any, TypeVar
 
 __all__ = [
     "CUMULATIVE_COUNTS",
     "MAX_REJECTED_KEYS",
     "MAX_REJECTED_REASONS",
+    "METRICS",
     "OTHER_REASONS",
+    "VALUE_COUNT",
     "CountsWritten",
-    "MetricsRecord",
+    "MetricsWriter",
+    "RunLogFile",
     "exclusive_lock",
     "merge_not_loaded",
     "owner_is_gone",
     "read_run_log",
-    "record_from_spools",
+    "read_run_log_header",
     "start_time_of",
     "strict_json",
     "update_run_log",
@@ -50,48 +51,15 @@ __all__ = [
 ]
 
 
-class MetricsRecord:
-    """Every value of a run, by key and step, safe to update from several threads."""
+MetricsWriter = Callable[[IO[str], int], None]
+"""Writes the value of a run log's ``user_defined_metrics``, starting at the given indentation:
+the run log streams it (from a ``ValueIndex``, or from the run log it replaces) rather than hold
+it in memory."""
 
-    def __init__(self) -> None:
-        self._values: dict[str, dict[int, Value]] = {}
-        self._lock = threading.Lock()
-
-    def update(self, step: int, values: Mapping[str, Value]) -> None:
-        with self._lock:
-            for key, value in values.items():
-                steps = self._values.get(key)
-                if steps is None:
-                    self._values[key] = {step: value}
-                else:
-                    steps[step] = value
-
-    def merge_entries(self, entries: Iterable[SpoolEntry]) -> None:
-        for entry in entries:
-            self.update(entry.step, entry.values)
-
-    def value_count(self) -> int:
-        with self._lock:
-            return sum(len(steps) for steps in self._values.values())
-
-    def as_user_defined_metrics(self) -> dict[str, Any]:
-        with self._lock:
-            face: dict[str, Any] = {}
-            for key, steps in self._values.items():
-                if len(steps) == 1 and 0 in steps:
-                    face[key] = steps[0]
-                else:
-                    face[key] = {str(step): steps[step] for step in sorted(steps)}
-            return copy.deepcopy(face)  # the caller's to change: the record stays as tracked
-
-
-def record_from_spools(paths: Iterable[Path]) -> MetricsRecord:
-    """The record of every value in the given spool files, folded in the order it was tracked."""
-    entries = [entry for path in paths for entry in iter_spool(path)]
-    entries.sort(key=lambda entry: entry.timestamp)
-    record = MetricsRecord()
-    record.merge_entries(entries)
-    return record
+METRICS = "user_defined_metrics"
+VALUE_COUNT = "value_count"
+"""How many values ``user_defined_metrics`` holds, nested dicts counted by their leaves: written
+beside them, so that listing runs never reads them."""
 
 
 def strict_json(value: Any) -> Any:
@@ -112,30 +80,154 @@ def strict_json(value: Any) -> Any:
 def write_run_log(path: Path, document: Mapping[str, Any]) -> None:
     """Write the run log atomically, so a reader never sees half a file.
 
+    ``document[METRICS]`` is a dict or a ``MetricsWriter``; it is written last, after the other
+    fields (indented for people), so that a reader finds them without reading the values.
+
     The temporary file is created new (never through a symlink planted at its name) and removed
     whatever goes wrong (a full disk, a file-size limit): a failed write leaves the run log as it
     was and nothing beside it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    content = strict_json(dict(document))
-    # Indented for people; past a size where people read it with `trackhook show` instead, compact,
-    # because indenting moves json to its pure-Python encoder (seconds for a million values).
-    indent = 4 if len(str(content.get("user_defined_metrics", ""))) < 200_000 else None
-    text = json.dumps(content, indent=indent, allow_nan=False)
+    header = {key: value for key, value in document.items() if key != METRICS}
+    metrics = document.get(METRICS) or {}
+    text = json.dumps(strict_json(header), indent=4, allow_nan=False)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         with open(os.open(temporary, flags, 0o666), "w", encoding="utf-8") as file:
-            file.write(text + "\n")
+            file.write(text[:-2] + "," if header else "{")
+            file.write(_METRICS_MARKER.decode())
+            if callable(metrics):
+                metrics(file, 4)
+            else:
+                _metrics_of(metrics)(file, 4)
+            file.write("\n}\n")
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
+_METRICS_MARKER = b'\n    "user_defined_metrics": '
+"""Where the values start in a run log written last by ``write_run_log``."""
+_TOP_LEVEL_KEY = b'\n    "'
+"""How a field starts at the top level of an indented run log (deeper ones are indented more,
+and a string in JSON holds no raw line break)."""
+_CLOSING = b"\n}\n"
+
+
+def _metrics_of(metrics: Mapping[str, Any]) -> MetricsWriter:
+    """The ``MetricsWriter`` of values held as a dict (a small run, or an older run log)."""
+
+    def write(out: IO[str], indent: int) -> None:
+        text = json.dumps(strict_json(dict(metrics)), indent=4, allow_nan=False)
+        out.write(text.replace("\n", "\n" + " " * indent))
+
+    return write
+
+
 def read_run_log(path: Path) -> dict[str, Any]:
+    """The whole run log, its values included: for small runs and tests. ``read_run_log_header``
+    reads a run of any length in bounded memory."""
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return result
+
+
+class RunLogFile:
+    """A run log read without its values: its other fields, and a way to copy the values on.
+
+    A run log written by ``write_run_log`` holds its values last; they are then never loaded,
+    only copied from the file when it is rewritten. One written otherwise (by an older
+    trackhook: compact, or with fields after the values) is read whole.
+    """
+
+    def __init__(self, header: dict[str, Any], metrics: MetricsWriter, loaded: Any = None):
+        self.header = header
+        self.write_metrics = metrics
+        self.loaded_metrics = loaded
+        """The values, when the file had to be read whole to reach its other fields."""
+
+
+def read_run_log_header(path: Path) -> RunLogFile:
+    """The run log at ``path`` without loading its values (see ``RunLogFile``).
+
+    Raises ``OSError`` when it cannot be read, ``ValueError`` when it is not a run log.
+    """
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
+        found = _values_last(file)
+        if found is None:
+            file.seek(0)
+            document = json.loads(file.read())
+            if not isinstance(document, dict):
+                raise ValueError(f"{path} is not a run log (not a JSON object)")
+            metrics = document.pop(METRICS, None) or {}
+            return RunLogFile(document, _metrics_of(metrics), metrics)
+    header, start, end = found
+    return RunLogFile(header, _copy_of(path, start, end))
+
+
+def _values_last(file: IO[bytes]) -> tuple[dict[str, Any], int, int] | None:
+    """``(the fields, where the values start, where they end)`` when the values come last."""
+    head = b""
+    while (at := head.find(_METRICS_MARKER, max(len(head) - _HEADER_PIECE - 64, 0))) < 0:
+        chunk = file.read(_HEADER_PIECE)
+        if not chunk or len(head) > _MAX_HEADER:
+            return None  # compact: written by an older trackhook
+        head += chunk
+    start = at + len(_METRICS_MARKER)
+    size = os.fstat(file.fileno()).st_size
+    file.seek(start)
+    if _occurs_in(file, _TOP_LEVEL_KEY) or not _ends_with(file, size, _CLOSING):
+        return None  # a field after the values: written by an older trackhook
+    prefix = head[:at].rstrip()
+    try:
+        header = json.loads((prefix[:-1] if prefix.endswith(b",") else prefix) + b"\n}")
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    return header, start, size - len(_CLOSING)
+
+
+def _occurs_in(file: IO[bytes], needle: bytes) -> bool:
+    """Whether ``needle`` occurs in the rest of ``file``, read a chunk at a time."""
+    tail = b""
+    while chunk := file.read(_READ_CHUNK):
+        if needle in tail + chunk[: len(needle)] or needle in chunk:
+            return True
+        tail = chunk[-len(needle) :]
+    return False
+
+
+def _ends_with(file: IO[bytes], size: int, ending: bytes) -> bool:
+    file.seek(max(size - len(ending), 0))
+    return file.read() == ending
+
+
+def _copy_of(path: Path, start: int, end: int) -> MetricsWriter:
+    """The ``MetricsWriter`` that copies the values of a run log as they are in its file."""
+
+    def copy(out: IO[str], indent: int) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
+            file.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = file.read(min(_READ_CHUNK, left))
+                if not chunk:
+                    raise ValueError(f"{path} changed while its values were copied")
+                out.write(decoder.decode(chunk))
+                left -= len(chunk)
+
+    return copy
+
+
+_READ_CHUNK = 1 << 18
+"""Read at once while scanning or copying a run log's values."""
+_HEADER_PIECE = 1 << 14
+"""Read at once while looking for the values: the fields before them are a few kilobytes."""
+_MAX_HEADER = 4 << 20
+"""A run log whose fields before the values take more than this is read whole."""
 
 
 _T = TypeVar("_T")
@@ -153,28 +245,38 @@ def update_run_log(
 
     Every writer of a run log (its owner at open and at close, another owner of the same run_id,
     ``trackhook sync``) goes through here: each changes what the others wrote, so no writer ever
-    writes back a stale copy. ``change`` returns ``None`` to leave the file as it is. Returns what
-    was written.
+    writes back a stale copy. ``change`` gets the run log without its values (which may be
+    millions) and returns ``None`` to leave the file as it is; a document without
+    ``user_defined_metrics`` keeps the values the file holds, copied without being loaded.
+    Returns what was written, without the values.
 
     Raises ``OSError`` when the run log cannot be written; the file is then left as it was.
     """
-
-    def write(current: dict[str, Any]) -> dict[str, Any] | None:
-        document = change(current)
-        if document is not None:
-            write_run_log(path, document)
-        return document
-
-    return with_run_log(path, write)
+    lock = path.with_name(f".{path.name}.lock")
+    with _locked(lock):
+        current = _current(path)
+        document = change(current.header)
+        if document is None:
+            return None
+        if METRICS not in document:
+            document = {**document, METRICS: current.write_metrics}
+        write_run_log(path, document)
+        return {key: value for key, value in document.items() if key != METRICS}
 
 
 def with_run_log(path: Path, look: Callable[[dict[str, Any]], _T]) -> _T:
-    """``look(the run log as it is now)``, while no other writer can change it.
+    """``look(the run log as it is now, without its values)``, while no other writer can change
+    it.
 
     ``look`` gets ``{}`` when there is no readable run log. Raises ``TimeoutError`` (an
     ``OSError``) when another process holds the lock for more than a minute.
     """
-    lock = path.with_name(f".{path.name}.lock")
+    with _locked(path.with_name(f".{path.name}.lock")):
+        return look(_current(path).header)
+
+
+@contextmanager
+def _locked(lock: Path) -> Iterator[None]:
     with exclusive_lock(lock, _LOCK_WAIT) as held:
         if not held:
             raise TimeoutError(
@@ -182,17 +284,15 @@ def with_run_log(path: Path, look: Callable[[dict[str, Any]], _T]) -> _T:
                 f"another process has held the run log's lock for {_LOCK_WAIT:.0f} s",
                 str(lock),
             )
-        return look(_current(path))
+        yield
 
 
-def _current(path: Path) -> dict[str, Any]:
-    """The run log at ``path``; ``{}`` when there is none, or none readable (it is replaced)."""
+def _current(path: Path) -> RunLogFile:
+    """The run log at ``path``; empty when there is none, or none readable (it is replaced)."""
     try:
-        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
-            document = json.loads(file.read())
+        return read_run_log_header(path)
     except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
+        return RunLogFile({}, _metrics_of({}))
 
 
 @contextmanager

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 import re
 import socket
@@ -42,6 +41,7 @@ from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = [
     "RunStore",
+    "RunStoreError",
     "SpoolEntry",
     "SpoolPosition",
     "SpoolWriter",
@@ -60,6 +60,21 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._told: set[str] = set()
+        self._told_lock = threading.Lock()
+
+    def tell_once(self, trouble: RunStoreError) -> bool:
+        """Warn of ``trouble`` unless this store has already said the same; True if it warned.
+
+        The trackers of a run share its store: a read-only folder is one problem, said once,
+        not once per tracker.
+        """
+        with self._told_lock:
+            if trouble.cause in self._told:
+                return False
+            self._told.add(trouble.cause)
+        warn_in_background(str(trouble))
+        return True
 
     def run_log_path(self, run_id: str, rank: int | None = None) -> Path:
         suffix = f".rank-{rank}" if rank else ""
@@ -75,7 +90,8 @@ class RunStore:
 
     def spool_files(self, run_id: str) -> list[Path]:
         folder = self.spool_dir(run_id)
-        return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        with _store_errors(folder, "list the spool files in"):
+            return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
     def positions(self, run_id: str, tracker: str) -> TrackerPositions:
         return TrackerPositions(self.root, run_id, tracker)
@@ -202,12 +218,22 @@ class SpoolWriter:
             if self._write_through or self._pending_bytes >= _BUFFER_BYTES:
                 self._write_pending(force=False)
 
-    def flush(self) -> None:
+    def flush(self, *, retry: bool = False) -> None:
+        """Hand what is waiting to the operating system.
+
+        While the disk refuses lines, a flush tries again at most every ``_RETRY_SECONDS``;
+        ``retry`` tries now: delivery does before its last pass, so that lines the disk takes
+        again just before the run closes still reach the trackers.
+        """
         with self._lock:
-            self._write_pending(force=False)
+            self._write_pending(force=retry)
 
     def close(self) -> None:
-        """Write what is held (a last try), count what still cannot be, and close the file."""
+        """Write what is held (a last try), count what still cannot be, and close the file.
+
+        Values that never reach the file are lost for good: no tracker received them and no
+        ``trackhook sync`` can find them. One warning says how many.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -218,6 +244,12 @@ class SpoolWriter:
             if self._descriptor is not None:
                 os.close(self._descriptor)
                 self._descriptor = None
+        if self.lost_values:
+            warn_in_background(
+                f"{self.lost_values} values tracked by this process never reached the spool in "
+                f"{self.path.parent.absolute()} ({self.error}): no tracker received them and "
+                "`trackhook sync` cannot deliver them"
+            )
 
     def abandon(self) -> None:
         """In a forked child: whatever of the parent's lines are left must never reach the file.
@@ -384,13 +416,21 @@ def _entry(record: Any, end_offset: int) -> SpoolEntry:
 
 
 def _has_entry_shape(record: Any) -> bool:
-    """``{"t": a finite time, "s": ..., "v": a dict}``."""
+    """``{"t": a time trackers can store, "s": ..., "v": a dict}``.
+
+    A time is a Unix time in seconds that trackers store in milliseconds as an int64 (MLflow):
+    a planted ``1e300`` would make every batch holding it fail as an outage, for ever.
+    """
     return (
         type(record) is dict
         and type(record.get("v")) is dict
         and type(record.get("t")) in (int, float)
-        and math.isfinite(record["t"])
+        and 0 <= record["t"] < _LATEST_TIME
     )
+
+
+_LATEST_TIME = 9.2e15
+"""Seconds: beyond this, the time in milliseconds overflows an int64."""
 
 
 def iter_spool(path: Path, offset: int = 0) -> Iterator[SpoolEntry]:
@@ -440,7 +480,8 @@ class TrackerPositions:
         self.folder = root.joinpath(*self._parts)
 
     def position(self, spool: Path) -> SpoolPosition:
-        text = self._read(f"{spool.stem}.offset")
+        with self._store_errors("read delivery positions in"):
+            text = self._read(f"{spool.stem}.offset")
         if text is None:
             return SpoolPosition()
         try:
@@ -454,7 +495,8 @@ class TrackerPositions:
             "offset": position.offset,
             "values_done": position.values_done,
         }
-        self._write(f"{spool.stem}.offset", json.dumps(document))
+        with self._store_errors("record delivery positions in"):
+            self._write(f"{spool.stem}.offset", json.dumps(document))
 
     @contextmanager
     def claim(self, spool: Path) -> Iterator[bool]:
@@ -471,19 +513,20 @@ class TrackerPositions:
     def closed_status(self) -> str | None:
         try:
             text = self._read("closed")
-        except UnsafeStorePath:
-            return None  # never read through a planted link: the run counts as not closed
+        except (UnsafeStorePath, OSError):
+            return None  # never read through a planted link, nor guessed: counts as not closed
         return (text or "").strip() or None
 
     def reopen(self) -> None:
         """The run is open again (the same run_id continues it): it must be closed again."""
-        with self._folder(create=False) as folder:
+        with self._store_errors("reopen the run in"), self._folder(create=False) as folder:
             if folder is not None:
                 with suppress(FileNotFoundError):
                     os.unlink("closed", dir_fd=folder)  # removes a link itself, never its target
 
     def mark_closed(self, status: str) -> None:
-        self._write("closed", status)
+        with self._store_errors("record that the run is closed in"):
+            self._write("closed", status)
 
     # -- files, never through a symbolic link ------------------------------------------------------
 
@@ -516,16 +559,26 @@ class TrackerPositions:
 
     @contextmanager
     def _lock(self, name: str, *, blocking: bool) -> Iterator[bool]:
+        # only the lock's own file under _store_errors: what the holder does is not the store's
+        with self._store_errors("keep delivery locks in"):
+            descriptor = self._lock_file(name)
+        with open(descriptor, "a+b") as handle, _flocked(handle, blocking=blocking) as acquired:
+            yield acquired
+
+    def _lock_file(self, name: str) -> int:
         with self._folder(create=True) as folder:
             assert folder is not None
             try:
-                descriptor = os.open(name, _LOCK_FLAGS, 0o644, dir_fd=folder)
+                return os.open(name, _LOCK_FLAGS, 0o644, dir_fd=folder)
             except OSError as error:
                 if error.errno == errno.ELOOP:
                     raise UnsafeStorePath(self.folder / name) from None
                 raise
-        with open(descriptor, "a+b") as handle, _flocked(handle, blocking=blocking) as acquired:
-            yield acquired
+
+    @contextmanager
+    def _store_errors(self, doing: str) -> Iterator[None]:
+        with _store_errors(self.folder.parent, doing):
+            yield
 
     @contextmanager
     def _folder(self, *, create: bool) -> Iterator[int | None]:
@@ -562,6 +615,34 @@ class TrackerPositions:
             yield folder
         finally:
             os.close(folder)
+
+
+class RunStoreError(TrackhookError, OSError):
+    """Trackhook's own run log store refused a read or a write (a full disk, a read-only or
+    foreign folder): the store's problem, never a tracker's.
+
+    Also an ``OSError``, so that code handling a failing disk handles it as before.
+    """
+
+    def __init__(self, folder: Path, doing: str, error: OSError) -> None:
+        self.folder = folder
+        self.cause = _cause(error)
+        super().__init__(
+            f"cannot {doing} {folder.absolute()}: {self.cause} ({type(error).__name__}: "
+            f"{error}); values wait in the spool until the folder can be written again (free "
+            "some space or fix its permissions), then deliver them with: trackhook sync"
+        )
+
+
+@contextmanager
+def _store_errors(folder: Path, doing: str) -> Iterator[None]:
+    """Turn an ``OSError`` of the store into a ``RunStoreError`` naming ``folder``."""
+    try:
+        yield
+    except RunStoreError:
+        raise
+    except OSError as error:
+        raise RunStoreError(folder, doing, error) from error
 
 
 class UnsafeStorePath(TrackhookError):

@@ -21,14 +21,16 @@ from typing import Any
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
 from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import ConfigError
+from trackhook.index import ValueIndex, index_folder, remove_abandoned_indexes
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import REDACTED
 from trackhook.runlog import (
+    METRICS,
+    VALUE_COUNT,
     CountsWritten,
     exclusive_lock,
     merge_not_loaded,
     owner_is_gone,
-    record_from_spools,
     start_time_of,
     update_run_log,
     with_run_log,
@@ -104,7 +106,7 @@ def sync_run(
         if not ours:
             status = with_run_log(store.run_log_path(run_id), lambda now: now.get("status"))
             return SyncResult(run_id, str(status or "RUNNING"), another_sync=True)
-        return _sync(run_id, loaded, store, max(deadline - time.monotonic(), 0.0))
+        return _sync(run_id, loaded, store, deadline)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def _plan(document: dict[str, Any]) -> _Plan:
     return _Plan(document, "FAIL" if abandoned else _final_status(status), abandoned)
 
 
-def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, wait: float) -> SyncResult:
+def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -> SyncResult:
     log_path = store.run_log_path(run_id)
     plan = with_run_log(log_path, _plan)
     document = plan.document
@@ -134,6 +136,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, wait: float) -> Sy
         run_id=run_id, tag=str(document.get("tag", "")), started_at=start_time_of(document) or 0.0
     )
     built = build_trackers(loaded, settings, quiet=True)
+    wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
     workers = [
         TrackerWorker(
             tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
@@ -155,7 +158,15 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, wait: float) -> Sy
     if plan.final is not None and workers and not result.not_closed and not result.not_loaded:
         result.closed_as = plan.final
     entries = [worker.run_log_entry() for worker in workers]
-    written = update_run_log(log_path, lambda current: _synced_into(current, entries, plan, store))
+    # Built before the lock is taken, so that other writers of the run log wait only for the write.
+    index = _spool_index(store, run_id, document.get("rank")) if plan.abandoned else None
+    try:
+        written = update_run_log(
+            log_path, lambda current: _synced_into(current, entries, plan, index)
+        )
+    finally:
+        if index is not None:
+            index.close()
     if written is not None:
         result.status = str(written.get("status", result.status))
     return result
@@ -242,7 +253,7 @@ def _synced_into(
     current: dict[str, Any],
     entries: list[dict[str, Any]],
     plan: _Plan,
-    store: RunStore,
+    index: ValueIndex | None,
 ) -> dict[str, Any] | None:
     """The run log as it is now, with what this sync delivered added; ``None``: there is none."""
     if not current:
@@ -262,8 +273,8 @@ def _synced_into(
     still_abandoned = current.get("status") == "RUNNING" and current.get("owner") == (
         plan.document.get("owner")
     )
-    if plan.abandoned and still_abandoned:
-        _close_as_failed(document, store)
+    if index is not None and still_abandoned:
+        _close_as_failed(document, index)
     return document
 
 
@@ -272,11 +283,24 @@ def _run_settings(recorded: dict[str, Any]) -> dict[str, Any]:
     return {key: recorded[key] for key in ("on_error", "config") if key in recorded}
 
 
-def _close_as_failed(document: dict[str, Any], store: RunStore) -> None:
-    """Close the run of a dead owner as ``FAIL``, with every value its spool holds."""
+def _close_as_failed(document: dict[str, Any], index: ValueIndex) -> None:
+    """Close the run of a dead owner as ``FAIL``, with every value its spool holds (``index``)."""
     document["status"] = "FAIL"
     document["end_time"] = datetime.now().astimezone().isoformat()
     document["closed_by"] = "trackhook sync (the owning process had died)"
-    rank = document.get("rank")
-    spools = [p for p in store.spool_files(str(document["run_id"])) if spool_rank(p) == rank]
-    document["user_defined_metrics"] = record_from_spools(spools).as_user_defined_metrics()
+    document[VALUE_COUNT] = index.value_count()
+    document[METRICS] = index.write_user_defined_metrics
+
+
+def _spool_index(store: RunStore, run_id: str, rank: object) -> ValueIndex:
+    """An index of every value the spool of ``run_id`` holds for ``rank``'s run log, built in
+    bounded memory (the caller closes it)."""
+    folder = index_folder(store.root, run_id)
+    remove_abandoned_indexes(folder)  # the dead owner's, among others
+    index = ValueIndex(folder)
+    try:
+        index.add(path for path in store.spool_files(run_id) if spool_rank(path) == rank)
+    except BaseException:
+        index.close()
+        raise
+    return index

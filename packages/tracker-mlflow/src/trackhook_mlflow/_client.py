@@ -24,6 +24,7 @@ from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.proto_json_utils import parse_dict
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
+from trackhook_mlflow._sqlite_store import prepare_sqlite_store
 from trackhook_mlflow.config import MlflowConfig
 
 __all__ = ["bounded_client"]
@@ -32,7 +33,9 @@ _HTTP_SCHEMES = frozenset({"http", "https"})
 
 
 def bounded_client(tracking_uri: str, config: MlflowConfig) -> MlflowClient:
-    """An ``MlflowClient`` for ``tracking_uri``; for a tracking server, with bounded retries."""
+    """An ``MlflowClient`` for ``tracking_uri``; for a tracking server, with bounded retries; for
+    a sqlite store that does not exist yet, after creating it whole (``_sqlite_store``)."""
+    prepare_sqlite_store(tracking_uri)
     client = MlflowClient(tracking_uri)
     if urlsplit(tracking_uri).scheme in _HTTP_SCHEMES:
         store = _BoundedRestStore(partial(get_default_host_creds, tracking_uri), config)

@@ -7,20 +7,21 @@ nested dict at step 0 looks like a key tracked at several steps) is the fallback
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
 from trackhook.cli._errors import CommandError
 
-if TYPE_CHECKING:
-    from trackhook.store import SpoolEntry
-
-__all__ = ["RunView", "find_run", "load_runs", "store_of"]
+__all__ = ["TREND_WIDTH", "KeySummary", "RunView", "find_run", "load_runs", "store_of"]
 
 _FLOAT_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -34,12 +35,40 @@ def store_of(config: str | None) -> Any:
 
 
 @dataclass
+class KeySummary:
+    """One key of a run (nested dicts flattened, as trackers receive them) in a few figures:
+    what ``trackhook show`` prints, gathered in one pass over the key's values."""
+
+    key: str
+    steps: int = 0
+    first_step: int = 0
+    last_step: int = 0
+    last: Any = None
+    numeric: bool = True
+    """Every value is a number: the key is a metric."""
+    low: float = math.nan
+    high: float = math.nan
+    """The lowest and highest values, NaN left out (infinities kept)."""
+    trend: list[float] = field(default_factory=list)
+    """The values in step order, averaged into at most ``TREND_WIDTH`` buckets."""
+
+
+TREND_WIDTH = 40
+
+
+@dataclass
 class RunView:
-    """One run as its run log (and spool) describe it."""
+    """One run as its run log (and spool) describe it.
+
+    ``document`` is the run log without its values, which are read a key at a time when needed:
+    a run of millions of values is shown in bounded memory.
+    """
 
     document: dict[str, Any]
     path: Path
     spools: list[Path] = field(default_factory=list)
+    loaded_metrics: dict[str, Any] | None = None
+    """The run log's values, when it had to be read whole (written by an older trackhook)."""
 
     @property
     def run_id(self) -> str:
@@ -84,54 +113,88 @@ class RunView:
         """How many (key, step) values the run holds, nested dicts counted by their leaves.
 
         That is how trackers receive them, so a run whose values were each tracked once shows the
-        count its trackers report as delivered. Counted from the run log alone: listing runs
-        never reads their spools.
+        count its trackers report as delivered. Read from the run log alone (its ``value_count``,
+        or its values when an older trackhook wrote it): listing runs never reads their spools.
         """
+        from trackhook.runlog import VALUE_COUNT
         from trackhook.values import flatten
 
+        recorded = self.document.get(VALUE_COUNT)
+        if type(recorded) is int:
+            return recorded
         count = 0
-        for key, value in (self.document.get("user_defined_metrics") or {}).items():
+        for key, value in self._run_log_values().items():
             at_steps = value.values() if _looks_stepped(value) else [value]
             count += sum(1 for inner in at_steps for _ in flatten(key, inner))
         return count
 
-    @cached_property
+    def write_json(self, out: IO[str]) -> None:
+        """The run log as JSON, values included: its file as it is, a piece at a time (or, when
+        an older trackhook wrote it, indented again)."""
+        from trackhook.runlog import METRICS, strict_json
+
+        if self.loaded_metrics is None:
+            with open(self.path, encoding="utf-8") as file:
+                shutil.copyfileobj(file, out)
+            return
+        document = {**self.document, METRICS: self.loaded_metrics}
+        out.write(json.dumps(strict_json(document), indent=4) + "\n")
+
+    def summaries(self) -> Iterator[KeySummary]:
+        """Each key (nested dicts flattened), in the order first tracked, summed up."""
+        from trackhook.values import flatten
+
+        for key, steps in self._keys():
+            counted: dict[str, int] = {}
+            for _, value in steps():
+                for dotted, _leaf in flatten(key, value):
+                    counted[dotted] = counted.get(dotted, 0) + 1
+            summaries = {dotted: _Summing(dotted, count) for dotted, count in counted.items()}
+            for step, value in steps():
+                for dotted, leaf in flatten(key, value):
+                    summaries[dotted].add(step, leaf)
+            yield from (summing.summary() for summing in summaries.values())
+
+    @property
     def values(self) -> dict[str, dict[int, Any]]:
-        """``dotted key -> step -> value``, nested dicts flattened as trackers receive them."""
+        """``dotted key -> step -> value``, every value in memory: ``summaries`` reads less."""
         from trackhook.values import flatten
 
         stepped: dict[str, dict[int, Any]] = {}
-        for step, key, value in self._tracked():
-            for dotted, leaf in flatten(key, value):
-                stepped.setdefault(dotted, {})[step] = leaf
-        return {key: dict(sorted(steps.items())) for key, steps in stepped.items()}
+        for key, steps in self._keys():
+            for step, value in steps():
+                for dotted, leaf in flatten(key, value):
+                    stepped.setdefault(dotted, {})[step] = leaf
+        return stepped
 
     @property
     def unreadable_lines(self) -> int:
         """Spool lines that hold no value ``track_this`` wrote (torn, foreign): skipped."""
-        return sum(entry.unreadable for entry in self._spool_entries)
+        return sum(_unreadable_in(path) for path in self.spools)
 
-    @cached_property
-    def _spool_entries(self) -> list[SpoolEntry]:
-        """Every line of the run's spools, in the order the values were tracked."""
-        from trackhook.store import iter_spool
+    def _keys(self) -> Iterator[tuple[str, Callable[[], Iterator[tuple[int, Any]]]]]:
+        """Each key with a way to read its ``(step, value)`` in step order (more than once).
 
-        return sorted(
-            (entry for path in self.spools for entry in iter_spool(path)),
-            key=lambda entry: entry.timestamp,
-        )
+        From the spool when it is there, because the spool says exactly at which step each value
+        was tracked; else from the run log.
+        """
+        if not self.spools:
+            yield from _keys_of(self._run_log_values())
+            return
+        from trackhook.index import ValueIndex
 
-    def _tracked(self) -> list[tuple[int, str, Any]]:
-        if self.spools:
-            entries = self._spool_entries
-            return [(e.step, key, value) for e in entries for key, value in e.values.items()]
-        tracked = []
-        for key, value in (self.document.get("user_defined_metrics") or {}).items():
-            if _looks_stepped(value):
-                tracked += [(int(step), key, _number(inner)) for step, inner in value.items()]
-            else:
-                tracked.append((0, key, _number(value)))
-        return tracked
+        with tempfile.TemporaryDirectory(prefix="trackhook-show-") as folder:
+            with ValueIndex(Path(folder)) as index:
+                index.add(self.spools)
+                yield from index.readers()
+
+    def _run_log_values(self) -> dict[str, Any]:
+        if self.loaded_metrics is None:
+            from trackhook.runlog import METRICS, read_run_log
+
+            # Values of a run whose spool is gone: the run log, read whole.
+            self.loaded_metrics = read_run_log(self.path).get(METRICS) or {}
+        return self.loaded_metrics
 
     @property
     def metrics(self) -> dict[str, dict[int, float]]:
@@ -147,6 +210,74 @@ class RunView:
         """Every other key: ``key -> step -> value``."""
         metrics = self.metrics
         return {key: steps for key, steps in self.values.items() if key not in metrics}
+
+
+class _Summing:
+    """A ``KeySummary`` being gathered from the values of one key in step order."""
+
+    def __init__(self, key: str, count: int) -> None:
+        self.result = KeySummary(key)
+        self._count = count
+        self._bucket: list[float] = []
+        self._buckets_done = 0
+
+    def add(self, step: int, value: Any) -> None:
+        result = self.result
+        if result.steps == 0:
+            result.first_step = step
+        result.steps += 1
+        result.last_step, result.last = step, value
+        if type(value) not in (int, float):
+            result.numeric = False
+            return
+        if not math.isnan(value):
+            result.low = value if math.isnan(result.low) else min(result.low, value)
+            result.high = value if math.isnan(result.high) else max(result.high, value)
+        self._add_to_trend(float(value))
+
+    def _add_to_trend(self, value: float) -> None:
+        """Bucket ``i`` holds values ``i * n // width`` to ``(i + 1) * n // width``, as
+        ``sparkline`` averages a list."""
+        if self._count <= TREND_WIDTH:
+            self.result.trend.append(value)
+            return
+        self._bucket.append(value)
+        end = (self._buckets_done + 1) * self._count // TREND_WIDTH
+        if self.result.steps >= end:
+            finite = [inner for inner in self._bucket if math.isfinite(inner)]
+            self.result.trend.append(sum(finite) / len(finite) if finite else math.nan)
+            self._bucket = []
+            self._buckets_done += 1
+
+    def summary(self) -> KeySummary:
+        return self.result
+
+
+def _unreadable_in(path: Path) -> int:
+    """The unreadable lines of one spool file, read a small piece at a time."""
+    from trackhook.store import read_spool
+
+    count, offset = 0, 0
+    while entries := read_spool(path, offset, _PIECE):
+        count += sum(entry.unreadable for entry in entries)
+        offset = entries[-1].end_offset
+    return count
+
+
+_PIECE = 1 << 16
+
+
+def _keys_of(
+    metrics: dict[str, Any],
+) -> Iterator[tuple[str, Callable[[], Iterator[tuple[int, Any]]]]]:
+    """The keys of a run log's values (runnable's shape, where a nested dict at step 0 looks
+    like a key tracked at several steps) with their ``(step, value)``."""
+    for key, value in metrics.items():
+        if _looks_stepped(value):
+            rows = sorted((int(step), _number(inner)) for step, inner in value.items())
+        else:
+            rows = [(0, _number(value))]
+        yield key, functools.partial(iter, rows)
 
 
 def _looks_stepped(value: object) -> bool:
@@ -177,17 +308,14 @@ def _time(text: object) -> datetime | None:
 
 def load_runs(store: Any) -> list[RunView]:
     """Every run with a run log in ``store``, newest first."""
-    from trackhook.runlog import read_run_log
-
     runs = []
     for run_id in store.run_ids():
         path = store.run_log_path(run_id)
         if path.is_file():
             try:
-                document = read_run_log(path)
+                runs.append(_view(path, store.spool_files(run_id)))
             except ValueError:
                 continue  # being replaced right now, or not a run log: not worth failing a listing
-            runs.append(RunView(document, path, store.spool_files(run_id)))
     epoch = datetime.fromtimestamp(0).astimezone()
     runs.sort(key=lambda run: (run.started or epoch).timestamp(), reverse=True)
     return runs
@@ -195,11 +323,9 @@ def load_runs(store: Any) -> list[RunView]:
 
 def find_run(store: Any, run_id: str) -> RunView:
     """The run ``run_id``, or an error that names the closest ids in the store."""
-    from trackhook.runlog import read_run_log
-
     path = store.run_log_path(run_id)
     if path.is_file():
-        return RunView(read_run_log(path), path, store.spool_files(run_id))
+        return _view(path, store.spool_files(run_id))
     import difflib
 
     known = store.run_ids()
@@ -211,3 +337,11 @@ def find_run(store: Any, run_id: str) -> RunView:
         f"{store.root})"
     )
     raise CommandError(f"no run {run_id!r} in the run log store {str(store.root)!r}", hint)
+
+
+def _view(path: Path, spools: list[Path]) -> RunView:
+    """The run log at ``path`` without its values (unless an older trackhook wrote it)."""
+    from trackhook.runlog import read_run_log_header
+
+    read = read_run_log_header(path)
+    return RunView(read.header, path, spools, read.loaded_metrics)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from trackhook.cli._output import Output, fits_unicode
-from trackhook.cli._runlogs import RunView, find_run, load_runs, store_of
+from trackhook.cli._runlogs import KeySummary, RunView, find_run, load_runs, store_of
 
 __all__ = ["format_duration", "runs_command", "show_command", "sparkline"]
 
@@ -49,7 +50,7 @@ def runs_command(arguments: argparse.Namespace) -> int:
 def show_command(arguments: argparse.Namespace) -> int:
     run = find_run(store_of(arguments.config), arguments.run_id)
     if arguments.json:
-        print(json.dumps(run.document, indent=4))
+        run.write_json(sys.stdout)
         return 0
     show_run(run, Output(plain=arguments.plain))
     return 0
@@ -73,32 +74,37 @@ def show_run(run: RunView, out: Output) -> None:
             line += f", {delivery['rejected']} rejected"
         if delivery.get("last_error"):
             line += f", last error: {delivery['last_error']}"
+        elif delivery.get("recovered_error"):
+            line += f", recovered from: {delivery['recovered_error']}"
         out.line(line)
         for reason_line in _rejection_lines(delivery):
             out.line(reason_line)
     for trouble in _spool_trouble_lines(run):
         out.line(trouble)
-    params, metrics = run.params, run.metrics
+    summaries = list(run.summaries())
+    params = [summary for summary in summaries if not summary.numeric]
+    metrics = [summary for summary in summaries if summary.numeric]
     if not params and not metrics:
         out.line()
         out.line("no values tracked")
         return
     if params:
         out.line()
-        rows = [[key, _steps(steps), _cell(steps[max(steps)])] for key, steps in params.items()]
+        rows = [[key.key, _steps(key), _cell(key.last)] for key in params]
         out.table(["parameter", "step", "value"], rows, title="Parameters")
     if metrics:
         out.line()
         unicode = fits_unicode(BARS)
         rows = [
             [
-                key,
-                _steps(steps),
-                _number(steps[max(steps)]),
-                *map(_number, _low_and_high(steps.values())),
-                sparkline([steps[step] for step in sorted(steps)], unicode=unicode),
+                key.key,
+                _steps(key),
+                _number(key.last),
+                _number(key.low),
+                _number(key.high),
+                sparkline(key.trend, unicode=unicode),
             ]
-            for key, steps in metrics.items()
+            for key in metrics
         ]
         out.table(
             ["metric", "steps", "last", "min", "max", "trend"],
@@ -173,22 +179,16 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _low_and_high(values: Any) -> tuple[float, float]:
-    """NaN has no order; the infinities do, so a metric that reached ``inf`` shows it."""
-    ordered = [value for value in values if not math.isnan(value)]
-    return (min(ordered), max(ordered)) if ordered else (math.nan, math.nan)
-
-
 def _number(value: float) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{value:.6g}"
 
 
-def _steps(steps: dict[int, Any]) -> str:
-    if len(steps) == 1:
-        return str(next(iter(steps)))
-    return f"{min(steps)}..{max(steps)} ({len(steps)})"
+def _steps(key: KeySummary) -> str:
+    if key.steps == 1:
+        return str(key.first_step)
+    return f"{key.first_step}..{key.last_step} ({key.steps})"
 
 
 def _cell(value: Any) -> str:

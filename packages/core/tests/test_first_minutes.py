@@ -285,3 +285,13 @@ def test_a_run_log_of_a_continued_run_is_described_with_when() -> None:
     assert described is not None
     assert described.startswith("continued 2 times, last at 20")
     assert describe_resumptions({"run_id": "fresh"}) is None
+
+
+def test_reopening_a_closed_run_warns_at_the_users_line() -> None:
+    with trackhook.start_run(run_id="again"):
+        trackhook.track_this(step=1, loss=0.5)
+    with (
+        pytest.warns(trackhook.RunContinuedWarning, match="'again' was closed"),
+        trackhook.start_run(run_id="again"),
+    ):
+        pass

@@ -92,7 +92,8 @@ def test_the_same_run_id_continues_in_the_same_folder(read: Read, run_id: str) -
         with trackhook.start_run(run_id=run_id, tag="resume", config=tensorboard_config()):
             trackhook.track_this(step=step, loss=loss)
     folder = Path("runs", "resume", run_id)
-    assert len(list(folder.glob("events.out.tfevents.*"))) == 2
+    assert len(list(folder.glob("events.out.tfevents.*.trackhook"))) == 2  # one per opening
+    assert len(list(folder.glob("events.out.tfevents.*.trackhook-session"))) == 2  # one per close
     assert read(folder).scalars["loss"] == [(0, pytest.approx(0.9)), (1, pytest.approx(0.5))]
 
 
@@ -104,6 +105,35 @@ def test_a_failing_block_ends_the_hparams_session_as_failed(read: Read, run_id: 
     stored = read(Path("runs", "broken", run_id))
     assert stored.status == "FAIL"
     assert stored.scalars == {"loss": [(0, pytest.approx(0.9))]}
+
+
+def test_a_continued_run_shows_its_latest_close_in_the_hparams_tab(
+    table: Table, read: Read
+) -> None:
+    with trackhook.start_run(run_id="again", tag="resumed", config=tensorboard_config()):
+        trackhook.track_this(optimiser="adam", schedule="cosine")
+        trackhook.track_this(step=1, loss=0.5)
+    _, _, rows = table(Path("runs"))
+    assert rows["resumed/again"].status == "SUCCESS"
+    with pytest.raises(RuntimeError):
+        with trackhook.start_run(run_id="again", tag="resumed", config=tensorboard_config()):
+            trackhook.track_this(optimiser="sgd", warm_restart=True)
+            trackhook.track_this(step=2, loss=0.75)
+            raise RuntimeError("diverged after the restart")
+    hparams, _, rows = table(Path("runs"))
+    assert sorted(hparams) == ["optimiser_0", "schedule_0", "trackhook.run_id", "warm_restart_0"]
+    again = rows["resumed/again"]
+    assert (again.hparams, again.metrics, again.status) == (
+        {
+            "trackhook.run_id": "again",
+            "optimiser_0": "sgd",  # the latest value of a parameter tracked in both sessions
+            "schedule_0": "cosine",
+            "warm_restart_0": True,
+        },
+        {"loss": 0.75},
+        "FAIL",
+    )
+    assert read(Path("runs", "resumed", "again")).status == "FAIL"
 
 
 def test_the_hparams_tab_compares_runs_by_their_parameters_and_last_metrics(

@@ -25,7 +25,6 @@ import os
 import sys
 import threading
 import traceback
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
@@ -33,7 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from trackhook.envvars import TRACK_PREFIX, tracked_variables
-from trackhook.errors import InvalidValueError, TrackhookWarning
+from trackhook.errors import InvalidValueError, warn_in_background
 from trackhook.records import Status
 from trackhook.run import (
     CHILD_VARIABLES,
@@ -211,11 +210,7 @@ def _track_environment(run: Run, environ: Mapping[str, str], *, at_close: bool =
             except InvalidValueError as error:
                 if not at_close:
                     raise
-                warnings.warn(
-                    f"trackhook: the variable {name} was not tracked: {error}",
-                    TrackhookWarning,
-                    stacklevel=3,
-                )
+                warn_in_background(f"the variable {name} was not tracked: {error}")
             run.tracked_environment[name] = text
 
 
@@ -289,12 +284,10 @@ def _implicit_run_id(joined: bool) -> str:
     if joined or run_id not in _closed_here:
         return run_id
     new_id = generate_run_id()
-    warnings.warn(
-        f"trackhook: ${RUN_ID_VARIABLE} names run {run_id!r}, which this process has closed; "
+    warn_in_background(
+        f"${RUN_ID_VARIABLE} names run {run_id!r}, which this process has closed; "
         f"track_this outside start_run tracks into a new run, {new_id!r}. To continue "
-        f"{run_id!r}, open it again explicitly: trackhook.start_run(run_id={run_id!r})",
-        TrackhookWarning,
-        stacklevel=6,  # the caller of track_this
+        f"{run_id!r}, open it again explicitly: trackhook.start_run(run_id={run_id!r})"
     )
     return new_id
 

@@ -153,6 +153,9 @@ class LoadedConfig:
     source: str
     path: Path | None = None
     """The file it was read from, if any: exported to child processes as TRACKHOOK_CONFIG."""
+    found: bool = True
+    """Whether a configuration was given or found; False for the default, which names no
+    tracker (``source`` says the same in words, for people)."""
 
 
 def load_config(source: ConfigSource = None, cwd: Path | None = None) -> LoadedConfig:
@@ -183,7 +186,7 @@ def _find_and_validate(source: ConfigSource, folder: Path) -> LoadedConfig:
         table = _read_pyproject(folder / PYPROJECT)
         if table is not None:
             return _validate(table, f"{folder / PYPROJECT} [tool.trackhook]", folder / PYPROJECT)
-    return LoadedConfig(TrackhookConfig(), "the default (no configuration found)")
+    return LoadedConfig(TrackhookConfig(), "the default (no configuration found)", found=False)
 
 
 def _config_file_in(folder: Path) -> Path | None:

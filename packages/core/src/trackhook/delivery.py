@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trackhook import formats
 from trackhook.errors import TrackhookWarning, ValuesRejected, warn_in_background
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
@@ -127,20 +128,20 @@ class DeliveryReport:
 
     def as_dict(self) -> dict[str, object]:
         counts: dict[str, object] = {
-            "delivered": self.delivered,
-            "retried": self.retried,
-            "renamed": self.renamed,
-            "truncated": self.truncated,
-            "undelivered": self.undelivered,
-            "skipped": self.skipped,
-            "rejected": self.rejected,
-            "last_error": self.last_error,
+            formats.DELIVERED: self.delivered,
+            formats.RETRIED: self.retried,
+            formats.RENAMED: self.renamed,
+            formats.TRUNCATED: self.truncated,
+            formats.UNDELIVERED: self.undelivered,
+            formats.SKIPPED: self.skipped,
+            formats.REJECTED: self.rejected,
+            formats.LAST_ERROR: self.last_error,
         }
         if self.recovered_error is not None:
-            counts["recovered_error"] = self.recovered_error
+            counts[formats.RECOVERED_ERROR] = self.recovered_error
         if self.rejected:
-            counts["rejected_reasons"] = dict(self.rejected_reasons)
-            counts["rejected_keys"] = list(self.rejected_keys)
+            counts[formats.REJECTED_REASONS] = dict(self.rejected_reasons)
+            counts[formats.REJECTED_KEYS] = list(self.rejected_keys)
         return counts
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from trackhook.errors import InvalidValueError
+from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
 from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = ["ValueIndex", "index_folder", "remove_abandoned_indexes"]
@@ -127,9 +128,15 @@ class ValueIndex:
         Files are taken in the order their first value was tracked, so that a resumed run's later
         session replaces the values of an earlier one at the same step. A line still being
         written (no end of line yet) waits for the next call.
+
+        Raises ``FormatTooNewError`` before indexing anything when a newer trackhook wrote one of
+        the files: the run log would otherwise lack its values without saying so.
         """
+        files = list(paths)
+        for path in files:
+            spool_format(path)
         with self._lock:
-            for path in sorted(paths, key=_first_time):
+            for path in sorted(files, key=_first_time):
                 if self._closed:
                     return  # closed by another thread: a late background pass has nothing to do
                 self._add_file(path, checked=path != own)
@@ -155,9 +162,9 @@ class ValueIndex:
         """One spool line's values. The loop runs once per value of a long run: it is kept
         tight."""
         self._lines += 1
-        time, step = record["t"], record.get("s", 0)
+        time, step = record[SPOOL_TIME], record.get(SPOOL_STEP, 0)
         at_step = f'"{step}": '
-        values = record["v"]
+        values = record[SPOOL_VALUES]
         for key, value in values.items():
             known = self._keys.get(key) or self._new_key(key, time, list(values).index(key))
             if time < known.first_time:
@@ -412,7 +419,7 @@ def _first_time(path: Path) -> float:
     try:
         with open(path, "rb") as file:
             record = json.loads(file.readline())
-        return float(record["t"])
+        return float(record[SPOOL_TIME])
     except (OSError, ValueError, TypeError, KeyError):
         return math.inf
 
@@ -452,11 +459,11 @@ def _is_entry(record: Any) -> bool:
     reader requires of a line it delivers."""
     return (
         type(record) is dict
-        and type(record.get("v")) is dict
-        and type(record.get("t")) in (int, float)
-        and 0 <= record["t"] < _LATEST_TIME
-        and type(record.get("s", 0)) is int
-        and record.get("s", 0) in _STEPS
+        and type(record.get(SPOOL_VALUES)) is dict
+        and type(record.get(SPOOL_TIME)) in (int, float)
+        and 0 <= record[SPOOL_TIME] < _LATEST_TIME
+        and type(record.get(SPOOL_STEP, 0)) is int
+        and record.get(SPOOL_STEP, 0) in _STEPS
     )
 
 
@@ -466,11 +473,11 @@ def _checked(record: Any) -> Any:
     if not _is_entry(record):
         return None
     try:
-        step = check_step(record.get("s"))
-        values = normalise_values(record["v"])
+        step = check_step(record.get(SPOOL_STEP))
+        values = normalise_values(record[SPOOL_VALUES])
     except InvalidValueError:
         return None
-    return {"t": record["t"], "s": step, "v": values}
+    return {SPOOL_TIME: record[SPOOL_TIME], SPOOL_STEP: step, SPOOL_VALUES: values}
 
 
 def _python_json(value: Any) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trackhook import formats
 from trackhook.errors import RunContinuedWarning, warn_in_background
 
 __all__ = ["describe_resumptions", "warn_if_closed_run_continues"]
@@ -27,10 +28,10 @@ def warn_if_closed_run_continues(run_log_path: Path, run_id: str) -> None:
     A run still open in another process (a joined run, a second owner) is no surprise: no word.
     """
     document = _read(run_log_path)
-    status = document.get("status")
+    status = document.get(formats.STATUS)
     if status not in _CLOSED:
         return
-    ended = _local_time(document.get("end_time"))
+    ended = _local_time(document.get(formats.END_TIME))
     closed = f"{status} at {ended}" if ended else status
     warn_in_background(
         f"run {run_id!r} was closed ({closed}) and is continued: "
@@ -43,7 +44,7 @@ def warn_if_closed_run_continues(run_log_path: Path, run_id: str) -> None:
 
 def describe_resumptions(document: Mapping[str, Any]) -> str | None:
     """``"continued 2 times, last at 2026-12-01 21:40:02"`` for a run log, or ``None``."""
-    resumed = document.get("resumed_at")
+    resumed = document.get(formats.RESUMED_AT)
     if not isinstance(resumed, list) or not resumed:
         return None
     times = "once" if len(resumed) == 1 else f"{len(resumed)} times"
@@ -52,13 +53,13 @@ def describe_resumptions(document: Mapping[str, Any]) -> str | None:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    from trackhook.runlog import read_run_log
+    """The run log without its values (a long run holds millions), or ``{}``."""
+    from trackhook.runlog import read_run_log_header
 
     try:
-        document = read_run_log(path) if path.is_file() else {}
+        return read_run_log_header(path).header if path.is_file() else {}
     except (OSError, ValueError):
-        return {}  # unreadable: the opening session replaces it, nothing to say
-    return document if isinstance(document, dict) else {}
+        return {}  # unreadable: the opening session replaces it (or refuses a newer format)
 
 
 def _local_time(text: object) -> str | None:

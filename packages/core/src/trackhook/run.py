@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trackhook import formats
 from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import (
     TrackerDeliveryError,
@@ -28,6 +29,7 @@ from trackhook.errors import (
 from trackhook.index import ValueIndex, index_folder
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
+from trackhook.resume import warn_if_closed_run_continues
 from trackhook.runid import check_run_id, check_tag
 from trackhook.runlog import (
     METRICS,
@@ -78,6 +80,8 @@ class Run:
         self._loaded = loaded
         self._store = RunStore(loaded.config.run_log_store)
         if owner:
+            # A newer trackhook's files are refused before anything of the run starts.
+            self._store.check_formats(run_id)
             self.started_at = self._earlier_start_time() or self.started_at
         self._counts_written = CountsWritten()
         self._run_log_warned = False
@@ -111,6 +115,7 @@ class Run:
             for tracker in trackers
         ]
         if owner:
+            warn_if_closed_run_continues(self.run_log_path, run_id)
             self._write_run_log(closing=False)
         self._stop_flushing = threading.Event()
         if owner:
@@ -365,7 +370,7 @@ class Run:
         if not current:
             return {**mine, VALUE_COUNT: 0, METRICS: {}}
         opened = self._folded_into(current, mine)
-        opened["resumed_at"] = [*(current.get("resumed_at") or []), _iso(time.time())]
+        opened[formats.RESUMED_AT] = [*(current.get(formats.RESUMED_AT) or []), _iso(time.time())]
         return opened
 
     def _closed_into(self, current: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
@@ -378,8 +383,8 @@ class Run:
         if not current:
             return mine
         closed = self._folded_into(current, mine)
-        if _another_session_is_open(current, mine["owner"]):
-            for key in ("status", "end_time", "owner"):
+        if _another_session_is_open(current, mine[formats.OWNER]):
+            for key in (formats.STATUS, formats.END_TIME, formats.OWNER):
                 closed[key] = current.get(key)
         return closed
 
@@ -389,44 +394,48 @@ class Run:
         The run's first start, its resumptions and the trackers of other sessions stay; the
         delivery counts of this session are added to those already recorded.
         """
-        folded = {key: value for key, value in current.items() if key != "closed_by"}
+        folded = {key: value for key, value in current.items() if key != formats.CLOSED_BY}
         folded.update(mine)
-        folded["start_time"] = current.get("start_time") or mine["start_time"]
-        folded["experiment_trackers"] = self._counts_written.merge(
-            current.get("experiment_trackers"), mine["experiment_trackers"]
+        folded[formats.START_TIME] = current.get(formats.START_TIME) or mine[formats.START_TIME]
+        folded[formats.TRACKERS] = self._counts_written.merge(
+            current.get(formats.TRACKERS), mine[formats.TRACKERS]
         )
-        folded["trackers_not_loaded"] = merge_not_loaded(
-            current.get("trackers_not_loaded"), mine["trackers_not_loaded"], self.trackers
+        folded[formats.NOT_LOADED] = merge_not_loaded(
+            current.get(formats.NOT_LOADED), mine[formats.NOT_LOADED], self.trackers
         )
         return folded
 
     def run_log_document(self) -> dict[str, Any]:
         """This session's run log without its values, as if it were the run's only one."""
         return {
-            "run_id": self.run_id,
-            "tag": self.tag,
-            "status": self.status,
-            "start_time": _iso(self.started_at),
-            "end_time": _iso(self.ended_at) if self.ended_at else None,
-            "owner": {"host": socket.gethostname(), "pid": os.getpid()},
-            "rank": self.rank,
-            "config_source": self._loaded.source,
-            "experiment_trackers": [worker.run_log_entry() for worker in self._workers],
-            "trackers_not_loaded": [tracker.as_dict() for tracker in self._not_loaded],
+            formats.FORMAT: formats.RUN_LOG_FORMAT,
+            formats.RUN_ID: self.run_id,
+            formats.TAG: self.tag,
+            formats.STATUS: self.status,
+            formats.START_TIME: _iso(self.started_at),
+            formats.END_TIME: _iso(self.ended_at) if self.ended_at else None,
+            formats.OWNER: {
+                formats.OWNER_HOST: socket.gethostname(),
+                formats.OWNER_PID: os.getpid(),
+            },
+            formats.RANK: self.rank,
+            formats.CONFIG_SOURCE: self._loaded.source,
+            formats.TRACKERS: [worker.run_log_entry() for worker in self._workers],
+            formats.NOT_LOADED: [tracker.as_dict() for tracker in self._not_loaded],
             **self._spool_trouble(),
         }
 
     def _spool_trouble(self) -> dict[str, Any]:
         """``{"spool": ...}`` when the disk refused values: how many are held, how many lost."""
         entry = self._spool.run_log_entry()
-        return {"spool": entry} if entry is not None else {}
+        return {formats.SPOOL_TROUBLE: entry} if entry is not None else {}
 
 
 def _another_session_is_open(current: dict[str, Any], owner: dict[str, Any]) -> bool:
     """Whether the run log names another owner, still running, as the run's latest session."""
-    latest = current.get("owner")
+    latest = current.get(formats.OWNER)
     return (
-        current.get("status") == "RUNNING"
+        current.get(formats.STATUS) == "RUNNING"
         and isinstance(latest, dict)
         and latest != owner
         and not owner_is_gone(latest)

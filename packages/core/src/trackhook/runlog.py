@@ -28,6 +28,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from trackhook import formats
+from trackhook.formats import (
+    FORMAT,
+    METRICS,
+    REJECTED_KEYS,
+    REJECTED_REASONS,
+    RUN_LOG_FORMAT,
+    VALUE_COUNT,
+    FormatTooNewError,
+    run_log_format,
+)
+
 __all__ = [
     "CUMULATIVE_COUNTS",
     "MAX_REJECTED_KEYS",
@@ -56,11 +68,6 @@ MetricsWriter = Callable[[IO[str], int], None]
 the run log streams it (from a ``ValueIndex``, or from the run log it replaces) rather than hold
 it in memory."""
 
-METRICS = "user_defined_metrics"
-VALUE_COUNT = "value_count"
-"""How many values ``user_defined_metrics`` holds, nested dicts counted by their leaves: written
-beside them, so that listing runs never reads them."""
-
 
 def strict_json(value: Any) -> Any:
     """Replace the floats that JSON cannot hold by their names."""
@@ -81,14 +88,16 @@ def write_run_log(path: Path, document: Mapping[str, Any]) -> None:
     """Write the run log atomically, so a reader never sees half a file.
 
     ``document[METRICS]`` is a dict or a ``MetricsWriter``; it is written last, after the other
-    fields (indented for people), so that a reader finds them without reading the values.
+    fields (indented for people), so that a reader finds them without reading the values. The
+    format (``formats.RUN_LOG_FORMAT``) is written first, whatever ``document`` says.
 
     The temporary file is created new (never through a symlink planted at its name) and removed
     whatever goes wrong (a full disk, a file-size limit): a failed write leaves the run log as it
     was and nothing beside it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {key: value for key, value in document.items() if key != METRICS}
+    header: dict[str, Any] = {FORMAT: RUN_LOG_FORMAT}
+    header.update((key, value) for key, value in document.items() if key not in (FORMAT, METRICS))
     metrics = document.get(METRICS) or {}
     text = json.dumps(strict_json(header), indent=4, allow_nan=False)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -128,8 +137,13 @@ def _metrics_of(metrics: Mapping[str, Any]) -> MetricsWriter:
 
 def read_run_log(path: Path) -> dict[str, Any]:
     """The whole run log, its values included: for small runs and tests. ``read_run_log_header``
-    reads a run of any length in bounded memory."""
+    reads a run of any length in bounded memory.
+
+    Raises ``FormatTooNewError`` (a ``ValueError``) when a newer trackhook wrote it.
+    """
     result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(result, dict):
+        run_log_format(path, result)
     return result
 
 
@@ -151,7 +165,8 @@ class RunLogFile:
 def read_run_log_header(path: Path) -> RunLogFile:
     """The run log at ``path`` without loading its values (see ``RunLogFile``).
 
-    Raises ``OSError`` when it cannot be read, ``ValueError`` when it is not a run log.
+    Raises ``OSError`` when it cannot be read, ``ValueError`` when it is not a run log, and
+    ``FormatTooNewError`` (a ``ValueError``) when a newer trackhook wrote it.
     """
     with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
         found = _values_last(file)
@@ -160,9 +175,11 @@ def read_run_log_header(path: Path) -> RunLogFile:
             document = json.loads(file.read())
             if not isinstance(document, dict):
                 raise ValueError(f"{path} is not a run log (not a JSON object)")
+            run_log_format(path, document)
             metrics = document.pop(METRICS, None) or {}
             return RunLogFile(document, _metrics_of(metrics), metrics)
     header, start, end = found
+    run_log_format(path, header)
     return RunLogFile(header, _copy_of(path, start, end))
 
 
@@ -250,7 +267,8 @@ def update_run_log(
     ``user_defined_metrics`` keeps the values the file holds, copied without being loaded.
     Returns what was written, without the values.
 
-    Raises ``OSError`` when the run log cannot be written; the file is then left as it was.
+    Raises ``OSError`` when the run log cannot be written, and ``FormatTooNewError`` when a newer
+    trackhook wrote it (never replaced by an older format); the file is then left as it was.
     """
     lock = path.with_name(f".{path.name}.lock")
     with _locked(lock):
@@ -288,9 +306,14 @@ def _locked(lock: Path) -> Iterator[None]:
 
 
 def _current(path: Path) -> RunLogFile:
-    """The run log at ``path``; empty when there is none, or none readable (it is replaced)."""
+    """The run log at ``path``; empty when there is none, or none readable (it is replaced).
+
+    One a newer trackhook wrote is readable, by that trackhook: ``FormatTooNewError``.
+    """
     try:
         return read_run_log_header(path)
+    except FormatTooNewError:
+        raise
     except (OSError, ValueError):
         return RunLogFile({}, _metrics_of({}))
 
@@ -325,10 +348,10 @@ def _acquire(descriptor: int, deadline: float) -> bool:
 
 def owner_is_gone(owner: object) -> bool:
     """Whether the process a run log names as its owner has ended (known only on its host)."""
-    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+    if not isinstance(owner, dict) or owner.get(formats.OWNER_HOST) != socket.gethostname():
         return False
     try:
-        os.kill(int(owner["pid"]), 0)
+        os.kill(int(owner[formats.OWNER_PID]), 0)
     except ProcessLookupError:
         return True
     except (PermissionError, KeyError, ValueError, TypeError):
@@ -339,18 +362,22 @@ def owner_is_gone(owner: object) -> bool:
 def start_time_of(document: Mapping[str, Any]) -> float | None:
     """The run log's ``start_time`` as a timestamp, or ``None`` when it has none readable."""
     try:
-        return datetime.fromisoformat(str(document["start_time"])).timestamp()
+        return datetime.fromisoformat(str(document[formats.START_TIME])).timestamp()
     except (KeyError, ValueError):
         return None
 
 
-CUMULATIVE_COUNTS = ("delivered", "retried", "renamed", "truncated", "skipped", "rejected")
-"""Delivery counts that add up across the sessions of a run (a resumed run, a sync)."""
-
-REJECTED_REASONS = "rejected_reasons"
-"""Values a tracker refused for their content, counted by reason: they add up like the counts."""
-REJECTED_KEYS = "rejected_keys"
-"""The first few keys a tracker refused: the union of every writer's, bounded."""
+CUMULATIVE_COUNTS = (
+    formats.DELIVERED,
+    formats.RETRIED,
+    formats.RENAMED,
+    formats.TRUNCATED,
+    formats.SKIPPED,
+    formats.REJECTED,
+)
+"""Delivery counts that add up across the sessions of a run (a resumed run, a sync). So do the
+values refused for their content, by reason (``REJECTED_REASONS``); the keys refused
+(``REJECTED_KEYS``) are the union of every writer's, bounded."""
 MAX_REJECTED_REASONS = 5
 """Distinct rejection reasons kept per tracker; further ones are counted under ``OTHER_REASONS``."""
 OTHER_REASONS = "(other reasons)"
@@ -376,18 +403,20 @@ class CountsWritten:
         and the tracker's facts (``run``), kept when this writer has none.
         """
         listed = {
-            str(item.get("name")): dict(item)
+            str(item.get(formats.TRACKER_NAME)): dict(item)
             for item in (recorded if isinstance(recorded, list) else [])
             if isinstance(item, dict)
         }
         for entry in entries:
-            name = str(entry["name"])
+            name = str(entry[formats.TRACKER_NAME])
             earlier = listed.get(name, {})
             merged = {**earlier, **entry}
-            if not entry.get("run") and earlier.get("run"):
-                merged["run"] = earlier["run"]
-            merged["delivery"] = _add_delivery(
-                earlier.get("delivery"), entry["delivery"], self._added.get(name)
+            if not entry.get(formats.TRACKER_RUN) and earlier.get(formats.TRACKER_RUN):
+                merged[formats.TRACKER_RUN] = earlier[formats.TRACKER_RUN]
+            merged[formats.TRACKER_DELIVERY] = _add_delivery(
+                earlier.get(formats.TRACKER_DELIVERY),
+                entry[formats.TRACKER_DELIVERY],
+                self._added.get(name),
             )
             listed[name] = merged
         return list(listed.values())
@@ -395,7 +424,7 @@ class CountsWritten:
     def remember(self, entries: Iterable[Mapping[str, Any]]) -> None:
         """``entries`` are in the run log now: call once the write has succeeded."""
         for entry in entries:
-            self._added[str(entry["name"])] = entry["delivery"]
+            self._added[str(entry[formats.TRACKER_NAME])] = entry[formats.TRACKER_DELIVERY]
 
 
 def merge_not_loaded(
@@ -407,11 +436,11 @@ def merge_not_loaded(
     the recorded entry of that name.
     """
     fresh = [dict(item) for item in not_loaded]
-    gone = {*loaded, *(str(item.get("name")) for item in fresh)}
+    gone = {*loaded, *(str(item.get(formats.TRACKER_NAME)) for item in fresh)}
     kept = [
         dict(item)
         for item in (recorded if isinstance(recorded, list) else [])
-        if isinstance(item, dict) and str(item.get("name")) not in gone
+        if isinstance(item, dict) and str(item.get(formats.TRACKER_NAME)) not in gone
     ]
     return kept + fresh
 

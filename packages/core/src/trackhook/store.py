@@ -7,7 +7,8 @@
       <run_id>.rank-<r>.json               the run log of rank r > 0 in distributed training
       .<run_id>.json.lock                  held by the one process writing that run log
       .<run_id>.sync.lock                  held by the one `trackhook sync` of that run
-      <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.jsonl   every tracked value, one file a process
+      <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.v2.jsonl   every tracked value, one file a process
+                                                   (its format in its name: ``trackhook.formats``)
       <run_id>/delivery/<tracker>/<spool>.offset   how far that tracker has received that file
                                                    (a ``SpoolPosition``, as versioned JSON)
       <run_id>/delivery/<tracker>/<spool>.lock     held by the process delivering that file
@@ -36,7 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeGuard
 
+from trackhook import formats
 from trackhook.errors import InvalidValueError, TrackhookError, warn_in_background
+from trackhook.formats import (
+    FORMAT,
+    POSITION_FORMAT,
+    POSITION_OFFSET,
+    POSITION_VALUES_DONE,
+    SPOOL_STEP,
+    SPOOL_TIME,
+    SPOOL_VALUES,
+    check_format,
+    spool_format,
+    spool_name,
+)
 from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = [
@@ -85,8 +99,8 @@ class RunStore:
 
     def new_spool_path(self, run_id: str, rank: int | None = None) -> Path:
         prefix = f"rank{rank}-" if rank is not None else ""
-        name = f"{prefix}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        return self.spool_dir(run_id) / name
+        stem = f"{prefix}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return self.spool_dir(run_id) / spool_name(stem)
 
     def spool_files(self, run_id: str) -> list[Path]:
         folder = self.spool_dir(run_id)
@@ -95,6 +109,26 @@ class RunStore:
 
     def positions(self, run_id: str, tracker: str) -> TrackerPositions:
         return TrackerPositions(self.root, run_id, tracker)
+
+    def check_formats(self, run_id: str) -> None:
+        """Raise ``FormatTooNewError`` when a newer trackhook wrote a spool file or a delivery
+        position of ``run_id``: delivering it by this trackhook's rules would misread the values,
+        or send them twice. Other troubles of the store are left to delivery, which reports them.
+        """
+        try:
+            spools = self.spool_files(run_id)
+            delivery = self.root / run_id / "delivery"
+            folders = list(delivery.iterdir()) if delivery.is_dir() else []
+            trackers = [folder.name for folder in folders if folder.is_dir()]
+        except OSError:  # RunStoreError included: a store it cannot read is delivery's to report
+            return
+        for tracker in trackers:
+            positions = self.positions(run_id, tracker)
+            for spool in spools:
+                with suppress(UnsafeStorePath, RunStoreError):
+                    positions.position(spool)
+        for spool in spools:
+            spool_format(spool)
 
     def run_ids(self) -> list[str]:
         """Every run that has a run log or a spool in the store."""
@@ -201,20 +235,21 @@ class SpoolWriter:
         if self.error is None:
             return None
         return {
-            "folder": str(self.path.parent.absolute()),
-            "error": self.error,
-            "held_values": self.held_values,
-            "lost_values": self.lost_values,
+            formats.TROUBLE_FOLDER: str(self.path.parent.absolute()),
+            formats.TROUBLE_ERROR: self.error,
+            formats.TROUBLE_HELD: self.held_values,
+            formats.TROUBLE_LOST: self.lost_values,
         }
 
     def append(self, timestamp: float, step: int, values: dict[str, Any]) -> None:
-        line = (self._dumps({"t": timestamp, "s": step, "v": values}) + "\n").encode("ascii")
+        line = {SPOOL_TIME: timestamp, SPOOL_STEP: step, SPOOL_VALUES: values}
+        data = (self._dumps(line) + "\n").encode("ascii")
         with self._lock:
-            if self._failing and self._pending_bytes + len(line) > _MAX_HELD_BYTES:
+            if self._failing and self._pending_bytes + len(data) > _MAX_HELD_BYTES:
                 self._drop(values)
                 return
-            self._pending.append(line)
-            self._pending_bytes += len(line)
+            self._pending.append(data)
+            self._pending_bytes += len(data)
             if self._write_through or self._pending_bytes >= _BUFFER_BYTES:
                 self._write_pending(force=False)
 
@@ -358,7 +393,7 @@ def _cause(error: OSError) -> str:
 
 
 def _values_in(lines: list[bytes]) -> int:
-    return sum(_count_leaves(json.loads(line)["v"]) for line in lines if line != b"\n")
+    return sum(_count_leaves(json.loads(line)[SPOOL_VALUES]) for line in lines if line != b"\n")
 
 
 def _count_leaves(values: dict[str, Any]) -> int:
@@ -373,7 +408,11 @@ def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[Sp
     its process is gone because nothing ever completes it. A complete line that is not what
     ``track_this`` writes (invalid JSON, the wrong shape, values it refuses) comes back as an
     ``unreadable`` entry without values.
+
+    Raises ``FormatTooNewError`` when a newer trackhook wrote the file: its lines are neither
+    read nor skipped, they wait for that trackhook.
     """
+    spool_format(path)
     with open(path, "rb") as file:
         file.seek(offset)
         data = file.read(max_bytes)
@@ -408,8 +447,9 @@ def _entry(record: Any, end_offset: int) -> SpoolEntry:
     that a foreign line never reaches a tracker (nor a step or a string no tracker can take)."""
     if _has_entry_shape(record):
         try:
-            values = normalise_values(record["v"])
-            return SpoolEntry(record["t"], check_step(record.get("s")), values, end_offset)
+            values = normalise_values(record[SPOOL_VALUES])
+            step = check_step(record.get(SPOOL_STEP))
+            return SpoolEntry(record[SPOOL_TIME], step, values, end_offset)
         except InvalidValueError:
             pass
     return SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
@@ -423,9 +463,9 @@ def _has_entry_shape(record: Any) -> bool:
     """
     return (
         type(record) is dict
-        and type(record.get("v")) is dict
-        and type(record.get("t")) in (int, float)
-        and 0 <= record["t"] < _LATEST_TIME
+        and type(record.get(SPOOL_VALUES)) is dict
+        and type(record.get(SPOOL_TIME)) in (int, float)
+        and 0 <= record[SPOOL_TIME] < _LATEST_TIME
     )
 
 
@@ -453,9 +493,6 @@ class SpoolPosition:
     offset: int = 0
     values_done: int = 0
 
-
-_POSITION_FORMAT = 2
-"""The ``.offset`` file's format: 1 was a bare integer (always at a line's end), still read."""
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -485,15 +522,17 @@ class TrackerPositions:
         if text is None:
             return SpoolPosition()
         try:
-            return _parse_position(text)
+            return _parse_position(text, self.folder / f"{spool.stem}.offset")
+        except formats.FormatTooNewError:
+            raise  # starting again would send everything twice
         except ValueError:
             return SpoolPosition()  # a torn or foreign file: delivery starts the file again
 
     def save(self, spool: Path, position: SpoolPosition) -> None:
         document = {
-            "format": _POSITION_FORMAT,
-            "offset": position.offset,
-            "values_done": position.values_done,
+            FORMAT: POSITION_FORMAT,
+            POSITION_OFFSET: position.offset,
+            POSITION_VALUES_DONE: position.values_done,
         }
         with self._store_errors("record delivery positions in"):
             self._write(f"{spool.stem}.offset", json.dumps(document))
@@ -657,15 +696,19 @@ class UnsafeStorePath(TrackhookError):
         )
 
 
-def _parse_position(text: str) -> SpoolPosition:
-    """A position file of any format; ``ValueError`` when it is not one."""
+def _parse_position(text: str, path: Path) -> SpoolPosition:
+    """A position file of any format up to ``POSITION_FORMAT``; ``FormatTooNewError`` when it is
+    newer, ``ValueError`` when it is not one."""
     text = text.strip()
     if text.isascii() and text.isdigit():  # format 1: the end of the last line received
         return SpoolPosition(int(text))
     document = json.loads(text)
     if not isinstance(document, dict):
         raise ValueError(f"not a position: {text[:40]!r}")
-    offset, done = document.get("offset"), document.get("values_done", 0)
+    found = document.get(FORMAT, POSITION_FORMAT)
+    if type(found) is int:
+        check_format(path, formats.POSITION_FILE, found)
+    offset, done = document.get(POSITION_OFFSET), document.get(POSITION_VALUES_DONE, 0)
     if not (_is_count(offset) and _is_count(done)):
         raise ValueError(f"not a position: {text[:40]!r}")
     return SpoolPosition(offset, done)

@@ -18,9 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trackhook import formats
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
 from trackhook.delivery import TrackerWorker, wait_for_workers
 from trackhook.errors import ConfigError
+from trackhook.formats import FormatTooNewError
 from trackhook.index import ValueIndex, index_folder, remove_abandoned_indexes
 from trackhook.records import RunInfo, Status
 from trackhook.redaction import REDACTED
@@ -68,6 +70,9 @@ class SyncResult:
     another_sync: bool = False
     """Another ``trackhook sync`` of the run went on for all of this one's time: this one did
     nothing."""
+    refused: str | None = None
+    """Why this sync did nothing for the run: a newer trackhook wrote its run log or a spool
+    file (``FormatTooNewError``), and the message says which trackhook to install."""
 
 
 def sync_runs(
@@ -95,6 +100,9 @@ def sync_run(
 
     ``timeout`` given (``--timeout``) is a hard limit: a tracker still opening or still accepting
     values gets no ``patience`` beyond it.
+
+    A run whose files a newer trackhook wrote is left as it is, and ``refused`` says why: the
+    other runs of a store are still synced.
     """
     if timeout is not None:
         delivery = loaded.config.delivery.model_copy(update={"patience": 0.0})
@@ -102,11 +110,16 @@ def sync_run(
     wait = max(loaded.config.delivery.flush_timeout, SYNC_TIMEOUT) if timeout is None else timeout
     deadline = time.monotonic() + wait
     lock = store.run_log_path(run_id).with_name(f".{run_id}.sync.lock")
-    with exclusive_lock(lock, wait) as ours:
-        if not ours:
-            status = with_run_log(store.run_log_path(run_id), lambda now: now.get("status"))
-            return SyncResult(run_id, str(status or "RUNNING"), another_sync=True)
-        return _sync(run_id, loaded, store, deadline)
+    try:
+        with exclusive_lock(lock, wait) as ours:
+            if not ours:
+                status = with_run_log(
+                    store.run_log_path(run_id), lambda now: now.get(formats.STATUS)
+                )
+                return SyncResult(run_id, str(status or "RUNNING"), another_sync=True)
+            return _sync(run_id, loaded, store, deadline)
+    except FormatTooNewError as error:
+        return SyncResult(run_id, "UNKNOWN", refused=str(error))
 
 
 @dataclass(frozen=True)
@@ -122,18 +135,21 @@ class _Plan:
 
 def _plan(document: dict[str, Any]) -> _Plan:
     # Under the lock: an owner that is gone now cannot have closed the run since it was read.
-    status = str(document.get("status", "RUNNING"))
-    abandoned = status == "RUNNING" and owner_is_gone(document.get("owner"))
+    status = str(document.get(formats.STATUS, "RUNNING"))
+    abandoned = status == "RUNNING" and owner_is_gone(document.get(formats.OWNER))
     return _Plan(document, "FAIL" if abandoned else _final_status(status), abandoned)
 
 
 def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -> SyncResult:
     log_path = store.run_log_path(run_id)
     plan = with_run_log(log_path, _plan)
+    store.check_formats(run_id)  # refused before any tracker is contacted
     document = plan.document
     settings = _tracker_settings(loaded, document, store)
     run = RunInfo(
-        run_id=run_id, tag=str(document.get("tag", "")), started_at=start_time_of(document) or 0.0
+        run_id=run_id,
+        tag=str(document.get(formats.TAG, "")),
+        started_at=start_time_of(document) or 0.0,
     )
     built = build_trackers(loaded, settings, quiet=True)
     wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
@@ -147,7 +163,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
         worker.finish(plan.final, wait)
         worker.start()
     wait_for_workers(workers, wait)
-    status = str(document.get("status", "RUNNING"))
+    status = str(document.get(formats.STATUS, "RUNNING"))
     result = SyncResult(run_id, "FAIL" if plan.abandoned else status, abandoned=plan.abandoned)
     result.not_loaded = {tracker.name: tracker.error for tracker in built.not_loaded}
     for worker in workers:
@@ -159,7 +175,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
         result.closed_as = plan.final
     entries = [worker.run_log_entry() for worker in workers]
     # Built before the lock is taken, so that other writers of the run log wait only for the write.
-    index = _spool_index(store, run_id, document.get("rank")) if plan.abandoned else None
+    index = _spool_index(store, run_id, document.get(formats.RANK)) if plan.abandoned else None
     try:
         written = update_run_log(
             log_path, lambda current: _synced_into(current, entries, plan, index)
@@ -168,7 +184,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
         if index is not None:
             index.close()
     if written is not None:
-        result.status = str(written.get("status", result.status))
+        result.status = str(written.get(formats.STATUS, result.status))
     return result
 
 
@@ -186,13 +202,13 @@ def _tracker_settings(
     """The configured trackers; without any configuration, the ones the run log recorded."""
     # Trackers that did not load when the run ran are the ones that most need a sync.
     recorded = [
-        *(document.get("experiment_trackers") or []),
-        *(document.get("trackers_not_loaded") or []),
+        *(document.get(formats.TRACKERS) or []),
+        *(document.get(formats.NOT_LOADED) or []),
     ]
-    if loaded.source.startswith("the default") and recorded:
+    if not loaded.found and recorded:
         _refuse_an_untrusted_store(document, store, recorded)
         for item in recorded:
-            if REDACTED in json.dumps(item.get("config") or {}):
+            if REDACTED in json.dumps(item.get(formats.TRACKER_CONFIG) or {}):
                 raise ConfigError(
                     f"run {document.get('run_id')!r} recorded tracker {item.get('name')!r} with "
                     "its secrets removed, so it cannot be rebuilt from the run log; pass the "
@@ -200,12 +216,12 @@ def _tracker_settings(
                 )
         unique: dict[str, dict[str, Any]] = {}
         for item in recorded:  # loaded in one session, not in another: listed twice
-            unique.setdefault(str(item.get("name")), item)
+            unique.setdefault(str(item.get(formats.TRACKER_NAME)), item)
         return [
             TrackerSettings(
-                type=item["type"],
-                name=item.get("name"),
-                config=item.get("config") or {},
+                type=item[formats.TRACKER_TYPE],
+                name=item.get(formats.TRACKER_NAME),
+                config=item.get(formats.TRACKER_CONFIG) or {},
                 on_error="warn",
             )
             for item in unique.values()
@@ -222,15 +238,15 @@ def _refuse_an_untrusted_store(
     ``tracking_uri``): a run log planted in a store that others can write to would otherwise
     send them to a server of its choosing.
     """
-    if all(item.get("type") == "do-nothing" for item in recorded):
+    if all(item.get(formats.TRACKER_TYPE) == "do-nothing" for item in recorded):
         return  # contacts nothing
-    run_id = str(document.get("run_id"))
+    run_id = str(document.get(formats.RUN_ID))
     reason = _why_untrusted(store.root.stat(), store.root) or _why_untrusted(
         store.run_log_path(run_id).lstat(), store.run_log_path(run_id)
     )
     if reason is None:
         return
-    names = ", ".join(repr(str(item.get("name"))) for item in recorded)
+    names = ", ".join(repr(str(item.get(formats.TRACKER_NAME))) for item in recorded)
     raise ConfigError(
         f"{reason}, so the run log of run {run_id!r} may not be yours: trackhook sync does not "
         f"contact the trackers it names ({names}) with your credentials unless a configuration "
@@ -258,20 +274,23 @@ def _synced_into(
     """The run log as it is now, with what this sync delivered added; ``None``: there is none."""
     if not current:
         return None
-    recorded = {str(item.get("name")): item for item in current.get("experiment_trackers") or []}
+    recorded = {
+        str(item.get(formats.TRACKER_NAME)): item for item in current.get(formats.TRACKERS) or []
+    }
     as_the_run_had_them = [
-        {**entry, **_run_settings(recorded.get(str(entry["name"]), {}))} for entry in entries
+        {**entry, **_run_settings(recorded.get(str(entry[formats.TRACKER_NAME]), {}))}
+        for entry in entries
     ]
     document = dict(current)
     # A sync writes once: all its counts are new to the run log.
-    document["experiment_trackers"] = CountsWritten().merge(
-        current.get("experiment_trackers"), as_the_run_had_them
+    document[formats.TRACKERS] = CountsWritten().merge(
+        current.get(formats.TRACKERS), as_the_run_had_them
     )
-    document["trackers_not_loaded"] = merge_not_loaded(
-        current.get("trackers_not_loaded"), [], [str(entry["name"]) for entry in entries]
+    document[formats.NOT_LOADED] = merge_not_loaded(
+        current.get(formats.NOT_LOADED), [], [str(entry[formats.TRACKER_NAME]) for entry in entries]
     )
-    still_abandoned = current.get("status") == "RUNNING" and current.get("owner") == (
-        plan.document.get("owner")
+    still_abandoned = current.get(formats.STATUS) == "RUNNING" and current.get(formats.OWNER) == (
+        plan.document.get(formats.OWNER)
     )
     if index is not None and still_abandoned:
         _close_as_failed(document, index)
@@ -280,14 +299,18 @@ def _synced_into(
 
 def _run_settings(recorded: dict[str, Any]) -> dict[str, Any]:
     """A tracker's settings as the run had them, not as this sync overrides them."""
-    return {key: recorded[key] for key in ("on_error", "config") if key in recorded}
+    return {
+        key: recorded[key]
+        for key in (formats.TRACKER_ON_ERROR, formats.TRACKER_CONFIG)
+        if key in recorded
+    }
 
 
 def _close_as_failed(document: dict[str, Any], index: ValueIndex) -> None:
     """Close the run of a dead owner as ``FAIL``, with every value its spool holds (``index``)."""
-    document["status"] = "FAIL"
-    document["end_time"] = datetime.now().astimezone().isoformat()
-    document["closed_by"] = "trackhook sync (the owning process had died)"
+    document[formats.STATUS] = "FAIL"
+    document[formats.END_TIME] = datetime.now().astimezone().isoformat()
+    document[formats.CLOSED_BY] = "trackhook sync (the owning process had died)"
     document[VALUE_COUNT] = index.value_count()
     document[METRICS] = index.write_user_defined_metrics
 

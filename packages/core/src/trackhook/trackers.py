@@ -9,7 +9,6 @@ tracker.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from trackhook import hookspecs
 from trackhook._markers import PROJECT_NAME
 from trackhook.config import LoadedConfig, TrackerSettings, describe_validation_error
-from trackhook.errors import ConfigError, TrackerLoadError, TrackhookWarning
+from trackhook.errors import ConfigError, TrackerLoadError, warn_in_background
 from trackhook.limits import TrackerLimits
 from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
@@ -147,12 +146,10 @@ def build_trackers(
                 raise
             error = redact_text(str(failure))
             if not quiet:
-                warnings.warn(
-                    f"trackhook: {error}; the run goes on without tracker {item.display_name!r} "
+                warn_in_background(
+                    f"{error}; the run goes on without tracker {item.display_name!r} "
                     "(its values stay in the run's spool: deliver them with `trackhook sync` once "
-                    "the plugin is fixed)",
-                    TrackhookWarning,
-                    stacklevel=4,
+                    "the plugin is fixed)"
                 )
             not_loaded.append(
                 TrackerNotLoaded(item.display_name, item.type, redact(dict(item.config)), error)
@@ -259,12 +256,10 @@ def _warn_of_a_missing_value_hook(tracker: LoadedTracker) -> None:
         if hooks.receives_params
         else ("trackhook_log_param", "other values (strings, bools, lists)")
     )
-    warnings.warn(
-        f"trackhook: tracker {tracker.name!r} implements neither {missing} nor "
+    warn_in_background(
+        f"tracker {tracker.name!r} implements neither {missing} nor "
         f"trackhook_log_batch: its {kind} are not sent to it (the run log keeps them; they are "
-        "counted as 'skipped' in its delivery report)",
-        TrackhookWarning,
-        stacklevel=4,
+        "counted as 'skipped' in its delivery report)"
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -30,10 +29,10 @@ from trackhook import (
     TighterLimitsRequired,
     TrackerLimits,
     TrackhookError,
-    TrackhookWarning,
     ValuesRejected,
     hookimpl,
 )
+from trackhook.errors import warn_in_background
 from trackhook.redaction import redact_text
 from trackhook_mlflow.config import MlflowConfig
 
@@ -287,13 +286,11 @@ class MlflowTracker:
         state.params.update({key: record.text for key, record in new.items()})
         for key in latest.keys() - state.changed:
             state.changed.add(key)
-            warnings.warn(
-                f"trackhook: MLflow cannot change the param {key!r} of run "
+            warn_in_background(
+                f"MLflow cannot change the param {key!r} of run "
                 f"{state.mlflow_run_id}: it keeps its first value {state.params[key]!r}; the "
                 f"latest value is in the run tag {LIMITS.storable_key(LATEST_TAG_PREFIX + key)!r} "
-                "(and in the trackhook run log)",
-                TrackhookWarning,
-                stacklevel=2,
+                "(and in the trackhook run log)"
             )
 
 

@@ -6,11 +6,13 @@
   name of its hparam too: a key tracked as a number at one step and as text at another (``lr=None``
   then ``lr=0.1``) must not give one tag points of two kinds, which TensorBoard cannot show;
 - at close, the run's parameters become one HPARAMS session (``session_start_info`` with every
-  parameter as an hparam ``key_s``, ``session_end_info`` with the status). No experiment summary
-  is written: without one, TensorBoard's HPARAMS plugin builds the table from every session in
-  the log folder, with every scalar of those runs as a metric column, so runs with different
-  parameters or metrics are compared side by side. (An experiment summary written by each run
-  would make TensorBoard pick one run's, arbitrarily, and hide what the others declare.)
+  parameter as an hparam ``key_s``, ``session_end_info`` with the status), written into a session
+  file of its own that TensorBoard reads before the run's other files (``_sessions``). No
+  experiment summary is written: without one, TensorBoard's HPARAMS plugin builds the table from
+  every session in the log folder, with every scalar of those runs as a metric column, so runs
+  with different parameters or metrics are compared side by side. (An experiment summary written
+  by each run would make TensorBoard pick one run's, arbitrarily, and hide what the others
+  declare.)
 
 This module imports TensorBoard, so only the delivery side (the tracker's hooks) imports it.
 """
@@ -60,10 +62,23 @@ def text_events(params: Iterable[ParamRecord]) -> list[Event]:
 
 
 def session_events(
-    hparams: Mapping[str, ParamValue], started_at: float, status: Status, ended_at: float
+    hparams: Mapping[str, ParamValue],
+    started_at: float,
+    status: Status,
+    ended_at: float,
+    *,
+    earlier: plugin_data_pb2.SessionStartInfo | None = None,
+    step: int = 0,
 ) -> Sequence[Event]:
-    """The HPARAMS session of a run: its hparams, when it started, how and when it ended."""
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=started_at)
+    """The HPARAMS session of a run: its hparams, when it started, how and when it ended.
+
+    ``earlier``, the session start of the run's previous close, gives the hparams this close did
+    not track again; a value tracked again replaces its earlier one.
+    """
+    start = plugin_data_pb2.SessionStartInfo()
+    if earlier is not None:
+        start.CopyFrom(earlier)
+    start.start_time_secs = started_at
     for key, value in hparams.items():
         if isinstance(value, bool):
             start.hparams[key].bool_value = value
@@ -72,17 +87,17 @@ def session_events(
     end = plugin_data_pb2.SessionEndInfo(status=_STATUS[status], end_time_secs=ended_at)
     return [
         _hparams_event(
-            hparams_metadata.SESSION_START_INFO_TAG, started_at, session_start_info=start
+            hparams_metadata.SESSION_START_INFO_TAG, started_at, step, session_start_info=start
         ),
-        _hparams_event(hparams_metadata.SESSION_END_INFO_TAG, ended_at, session_end_info=end),
+        _hparams_event(hparams_metadata.SESSION_END_INFO_TAG, ended_at, step, session_end_info=end),
     ]
 
 
-def _hparams_event(tag: str, wall_time: float, **data: object) -> Event:
+def _hparams_event(tag: str, wall_time: float, step: int, **data: object) -> Event:
     plugin_data = plugin_data_pb2.HParamsPluginData(**data)
     value = Summary.Value(
         tag=tag,
         metadata=hparams_metadata.create_summary_metadata(plugin_data),
         tensor=hparams_metadata.NULL_TENSOR,
     )
-    return Event(wall_time=wall_time, summary=Summary(value=[value]))
+    return Event(wall_time=wall_time, step=step, summary=Summary(value=[value]))

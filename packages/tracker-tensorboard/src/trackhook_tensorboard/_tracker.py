@@ -89,13 +89,17 @@ class TensorBoardTracker:
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:
-        """Write the run's HPARAMS session, its status included, and close the event file."""
-        from trackhook_tensorboard._events import session_events
+        """Write the run's HPARAMS session, its status included, and close the event file.
+
+        The session goes into a session file of its own, which TensorBoard reads before the
+        run's earlier ones: a continued run shows its latest close, with the parameters of every
+        close (see ``_sessions``)."""
+        from trackhook_tensorboard._sessions import write_session
 
         state = self._state(run)
         started_at = run.started_at or time.time()
         hparams = {RUN_ID_HPARAM: run.run_id, **state.hparams}
-        state.writer.add_events(session_events(hparams, started_at, status, time.time()))
+        write_session(state.writer.log_dir, hparams, started_at, status, time.time())
         state.writer.close()
         with self._lock:
             self._runs.pop(run.run_id, None)

@@ -28,7 +28,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from trackhook import TrackhookError
 from trackhook_tensorboard._events import scalar_event, text_event
 
-__all__ = ["RunWriter", "RunWriterClosedError"]
+__all__ = ["RunWriter", "RunWriterClosedError", "framed", "header_event"]
 
 _FILE_VERSION = "brain.Event:2"  # tells TensorBoard that steps may go back without a restart
 _files = itertools.count()
@@ -69,14 +69,14 @@ class RunWriter:
         again, is not read twice by TensorBoard; if even that fails, the file is abandoned and the
         next call starts a new event file.
         """
-        framed = _framed(events)
+        records = framed(events)
         with self._lock:
             if self._closed:
                 raise RunWriterClosedError(
                     f"the event file of {self.log_dir} is closed (its run has ended); add "
                     "summaries inside the run's get_experiment_tracker_context() block"
                 )
-            self._write(self._file or self._open_file(), framed)
+            self._write(self._file or self._open_file(), records)
 
     def flush(self) -> None:
         """Nothing to do: every call has already handed its events to the operating system."""
@@ -97,15 +97,10 @@ class RunWriter:
             f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}."
             f"{next(_files)}.trackhook"
         )
-        header = Event(
-            wall_time=now,
-            file_version=_FILE_VERSION,
-            source_metadata=SourceMetadata(writer="trackhook_tensorboard"),
-        )
         path = self.log_dir / name
         file = io.FileIO(path, "xb")
         try:
-            _write_all(file, _framed([header]))
+            _write_all(file, framed([header_event(now)]))
         except BaseException:
             # A file without its header would make TensorBoard drop out-of-order steps; the
             # caller's error is the one to report.
@@ -116,10 +111,10 @@ class RunWriter:
         self._file = file
         return file
 
-    def _write(self, file: io.FileIO, framed: bytes) -> None:
+    def _write(self, file: io.FileIO, records: bytes) -> None:
         start = file.tell()
         try:
-            _write_all(file, framed)
+            _write_all(file, records)
         except BaseException:
             self._cut_back(file, start)
             raise
@@ -142,7 +137,17 @@ def _write_all(file: io.FileIO, data: bytes) -> None:
         written += file.write(data[written:])
 
 
-def _framed(events: Iterable[Event]) -> bytes:
+def header_event(wall_time: float) -> Event:
+    """The first event of an event file: version 2, so that TensorBoard never takes a lower step
+    for a restart and drops points."""
+    return Event(
+        wall_time=wall_time,
+        file_version=_FILE_VERSION,
+        source_metadata=SourceMetadata(writer="trackhook_tensorboard"),
+    )
+
+
+def framed(events: Iterable[Event]) -> bytes:
     """``events`` in TensorBoard's record framing (length, CRCs), ready to append to a file."""
     buffer = io.BytesIO()
     records = RecordWriter(buffer)

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from trackhook import formats
 from trackhook.cli._errors import CommandError
 
 __all__ = ["TREND_WIDTH", "KeySummary", "RunView", "find_run", "load_runs", "store_of"]
@@ -69,26 +70,28 @@ class RunView:
     spools: list[Path] = field(default_factory=list)
     loaded_metrics: dict[str, Any] | None = None
     """The run log's values, when it had to be read whole (written by an older trackhook)."""
+    unreadable: str | None = None
+    """Why the run log cannot be read (a newer trackhook wrote it): ``document`` is then empty."""
 
     @property
     def run_id(self) -> str:
-        return str(self.document.get("run_id", self.path.stem))
+        return str(self.document.get(formats.RUN_ID, self.path.stem))
 
     @property
     def tag(self) -> str:
-        return str(self.document.get("tag") or "")
+        return str(self.document.get(formats.TAG) or "")
 
     @property
     def status(self) -> str:
-        return str(self.document.get("status") or "?")
+        return str(self.document.get(formats.STATUS) or "?")
 
     @property
     def started(self) -> datetime | None:
-        return _time(self.document.get("start_time"))
+        return _time(self.document.get(formats.START_TIME))
 
     @property
     def ended(self) -> datetime | None:
-        return _time(self.document.get("end_time"))
+        return _time(self.document.get(formats.END_TIME))
 
     @property
     def duration(self) -> float | None:
@@ -100,12 +103,13 @@ class RunView:
 
     @property
     def trackers(self) -> list[dict[str, Any]]:
-        return [item for item in self.document.get("experiment_trackers") or [] if item]
+        return [item for item in self.document.get(formats.TRACKERS) or [] if item]
 
     @property
     def undelivered(self) -> int:
         return sum(
-            int((item.get("delivery") or {}).get("undelivered") or 0) for item in self.trackers
+            int((item.get(formats.TRACKER_DELIVERY) or {}).get(formats.UNDELIVERED) or 0)
+            for item in self.trackers
         )
 
     @property
@@ -116,10 +120,9 @@ class RunView:
         count its trackers report as delivered. Read from the run log alone (its ``value_count``,
         or its values when an older trackhook wrote it): listing runs never reads their spools.
         """
-        from trackhook.runlog import VALUE_COUNT
         from trackhook.values import flatten
 
-        recorded = self.document.get(VALUE_COUNT)
+        recorded = self.document.get(formats.VALUE_COUNT)
         if type(recorded) is int:
             return recorded
         count = 0
@@ -131,13 +134,13 @@ class RunView:
     def write_json(self, out: IO[str]) -> None:
         """The run log as JSON, values included: its file as it is, a piece at a time (or, when
         an older trackhook wrote it, indented again)."""
-        from trackhook.runlog import METRICS, strict_json
+        from trackhook.runlog import strict_json
 
         if self.loaded_metrics is None:
             with open(self.path, encoding="utf-8") as file:
                 shutil.copyfileobj(file, out)
             return
-        document = {**self.document, METRICS: self.loaded_metrics}
+        document = {**self.document, formats.METRICS: self.loaded_metrics}
         out.write(json.dumps(strict_json(document), indent=4) + "\n")
 
     def summaries(self) -> Iterator[KeySummary]:
@@ -190,10 +193,10 @@ class RunView:
 
     def _run_log_values(self) -> dict[str, Any]:
         if self.loaded_metrics is None:
-            from trackhook.runlog import METRICS, read_run_log
+            from trackhook.runlog import read_run_log
 
             # Values of a run whose spool is gone: the run log, read whole.
-            self.loaded_metrics = read_run_log(self.path).get(METRICS) or {}
+            self.loaded_metrics = read_run_log(self.path).get(formats.METRICS) or {}
         return self.loaded_metrics
 
     @property
@@ -307,13 +310,18 @@ def _time(text: object) -> datetime | None:
 
 
 def load_runs(store: Any) -> list[RunView]:
-    """Every run with a run log in ``store``, newest first."""
+    """Every run with a run log in ``store``, newest first.
+
+    A run log that a newer trackhook wrote is listed as ``unreadable``, with the reason.
+    """
     runs = []
     for run_id in store.run_ids():
         path = store.run_log_path(run_id)
         if path.is_file():
             try:
                 runs.append(_view(path, store.spool_files(run_id)))
+            except formats.FormatTooNewError as error:
+                runs.append(RunView({}, path, unreadable=str(error)))
             except ValueError:
                 continue  # being replaced right now, or not a run log: not worth failing a listing
     epoch = datetime.fromtimestamp(0).astimezone()
@@ -325,7 +333,10 @@ def find_run(store: Any, run_id: str) -> RunView:
     """The run ``run_id``, or an error that names the closest ids in the store."""
     path = store.run_log_path(run_id)
     if path.is_file():
-        return _view(path, store.spool_files(run_id))
+        try:
+            return _view(path, store.spool_files(run_id))
+        except formats.FormatTooNewError as error:
+            raise CommandError(str(error), f"a newer trackhook reads it: {error.install}") from None
     import difflib
 
     known = store.run_ids()

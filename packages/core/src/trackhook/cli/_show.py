@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from trackhook import formats
 from trackhook.cli._output import Output, fits_unicode
 from trackhook.cli._runlogs import KeySummary, RunView, find_run, load_runs, store_of
+from trackhook.resume import describe_resumptions
 
 __all__ = ["format_duration", "runs_command", "show_command", "sparkline"]
 
@@ -30,21 +32,30 @@ def runs_command(arguments: argparse.Namespace) -> int:
         out.line("no runs in the run log store; `trackhook run -- COMMAND` makes one")
         return 0
     columns = ["run id", "tag", "status", "start", "duration", "trackers", "values", "undelivered"]
-    rows = [
-        [
-            run.run_id,
-            run.tag or "-",
-            run.status,
-            _local(run.started),
-            format_duration(run.duration),
-            ",".join(str(item.get("name")) for item in run.trackers) or "-",
-            str(run.value_count),
-            str(run.undelivered),
-        ]
-        for run in runs
-    ]
+    rows = [_unreadable_row(run) if run.unreadable else _row(run) for run in runs]
     out.table(columns, rows, right=["duration", "values", "undelivered"])
+    for run in runs:
+        if run.unreadable:
+            out.line(f"{run.run_id}: {run.unreadable}")
     return 0
+
+
+def _row(run: RunView) -> list[str]:
+    return [
+        run.run_id,
+        run.tag or "-",
+        run.status,
+        _local(run.started),
+        format_duration(run.duration),
+        ",".join(str(item.get(formats.TRACKER_NAME)) for item in run.trackers) or "-",
+        str(run.value_count),
+        str(run.undelivered),
+    ]
+
+
+def _unreadable_row(run: RunView) -> list[str]:
+    """A run whose run log a newer trackhook wrote: listed, its reason said below the table."""
+    return [run.run_id, "-", "unreadable", "-", "-", "-", "-", "-"]
 
 
 def show_command(arguments: argparse.Namespace) -> int:
@@ -63,19 +74,22 @@ def show_run(run: RunView, out: Output) -> None:
         f"duration {format_duration(run.duration)}"
     )
     out.line(f"run log {run.path}")
+    resumed = describe_resumptions(run.document)
+    if resumed is not None:
+        out.line(resumed)
     for item in run.trackers:
-        delivery = item.get("delivery") or {}
+        delivery = item.get(formats.TRACKER_DELIVERY) or {}
         line = (
-            f"tracker {item.get('name')} ({item.get('type')}): "
-            f"{delivery.get('delivered', 0)} delivered, "
-            f"{delivery.get('undelivered', 0)} undelivered"
+            f"tracker {item.get(formats.TRACKER_NAME)} ({item.get(formats.TRACKER_TYPE)}): "
+            f"{delivery.get(formats.DELIVERED, 0)} delivered, "
+            f"{delivery.get(formats.UNDELIVERED, 0)} undelivered"
         )
-        if delivery.get("rejected"):
-            line += f", {delivery['rejected']} rejected"
-        if delivery.get("last_error"):
-            line += f", last error: {delivery['last_error']}"
-        elif delivery.get("recovered_error"):
-            line += f", recovered from: {delivery['recovered_error']}"
+        if delivery.get(formats.REJECTED):
+            line += f", {delivery[formats.REJECTED]} rejected"
+        if delivery.get(formats.LAST_ERROR):
+            line += f", last error: {delivery[formats.LAST_ERROR]}"
+        elif delivery.get(formats.RECOVERED_ERROR):
+            line += f", recovered from: {delivery[formats.RECOVERED_ERROR]}"
         out.line(line)
         for reason_line in _rejection_lines(delivery):
             out.line(reason_line)
@@ -117,11 +131,12 @@ def show_run(run: RunView, out: Output) -> None:
 def _spool_trouble_lines(run: RunView) -> list[str]:
     """What never reached the spool (a full disk), and spool lines that could not be read."""
     lines = []
-    spool = run.document.get("spool")
-    if isinstance(spool, dict) and spool.get("lost_values"):
+    spool = run.document.get(formats.SPOOL_TROUBLE)
+    if isinstance(spool, dict) and spool.get(formats.TROUBLE_LOST):
         lines.append(
-            f"{spool['lost_values']} values could not be written to the spool in "
-            f"{spool.get('folder')} ({spool.get('error')}): no tracker received them"
+            f"{spool[formats.TROUBLE_LOST]} values could not be written to the spool in "
+            f"{spool.get(formats.TROUBLE_FOLDER)} ({spool.get(formats.TROUBLE_ERROR)}): "
+            "no tracker received them"
         )
     unreadable = run.unreadable_lines
     if unreadable:
@@ -134,12 +149,12 @@ def _spool_trouble_lines(run: RunView) -> list[str]:
 
 def _rejection_lines(delivery: dict[str, Any]) -> list[str]:
     """Why a tracker refused values, and the first keys it refused."""
-    reasons = delivery.get("rejected_reasons")
+    reasons = delivery.get(formats.REJECTED_REASONS)
     lines = [
         f"  rejected {count}: {reason}"
         for reason, count in (reasons.items() if isinstance(reasons, dict) else [])
     ]
-    keys = delivery.get("rejected_keys")
+    keys = delivery.get(formats.REJECTED_KEYS)
     if isinstance(keys, list) and keys:
         lines.append(f"  rejected keys: {', '.join(map(str, keys))}")
     return lines

@@ -41,6 +41,11 @@ def sync_command(arguments: argparse.Namespace) -> int:
                 )
                 advance()
                 continue
+            if result.refused:
+                left += 1
+                out.line(f"{run_id}: not synced: {result.refused}")
+                advance()
+                continue
             delivered = ", ".join(f"{name}: {count}" for name, count in result.delivered.items())
             line = f"{result.run_id}: delivered {delivered or 'nothing'}"
             if result.abandoned:

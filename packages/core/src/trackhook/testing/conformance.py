@@ -25,7 +25,6 @@ reports with what was tracked. Parameters are compared after the rules your trac
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -36,8 +35,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from trackhook import formats
 from trackhook.limits import TRUNCATION_MARK, TrackerLimits
 from trackhook.records import ParamValue, RunInfo, param_text
+from trackhook.runlog import read_run_log_header
 
 __all__ = ["ReportedRun", "TrackerConformance"]
 
@@ -324,8 +325,8 @@ class TrackerConformance:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-        log = json.loads(run.run_log_path.read_text(encoding="utf-8"))
-        loaded = {item["name"] for item in log["experiment_trackers"]}
+        log = read_run_log_header(run.run_log_path).header
+        loaded = {item[formats.TRACKER_NAME] for item in log[formats.TRACKERS]}
         configured = [item.get("name") or item["type"] for item in trackers]
         not_loaded = [name for name in configured if name not in loaded]
         _expect(
@@ -333,12 +334,13 @@ class TrackerConformance:
             f"tracker {', '.join(map(repr, not_loaded))} did not load: "
             + " / ".join(str(warning.message) for warning in caught),
         )
-        for item in log["experiment_trackers"]:
-            delivery = item["delivery"]
+        for item in log[formats.TRACKERS]:
+            delivery = item[formats.TRACKER_DELIVERY]
             _expect(
-                not delivery["undelivered"],
-                f"tracker {item['name']!r} did not accept {delivery['undelivered']} values; "
-                f"its last error: {delivery['last_error']}",
+                not delivery[formats.UNDELIVERED],
+                f"tracker {item[formats.TRACKER_NAME]!r} did not accept "
+                f"{delivery[formats.UNDELIVERED]} values; "
+                f"its last error: {delivery[formats.LAST_ERROR]}",
             )
         return RunInfo(run_id=run.run_id, tag=run.tag)
 

@@ -13,6 +13,7 @@ This module imports MLflow, and so is imported only on the delivery side.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,11 +46,12 @@ def bounded_client(tracking_uri: str, config: MlflowConfig) -> MlflowClient:
     return client
 
 
-class _BoundedRestStore(RestStore):  # type: ignore[misc]
+class _BoundedRestStore(RestStore):
     """MLflow's REST store, with the retry count and timeout given per request."""
 
     def __init__(self, get_host_creds: Any, config: MlflowConfig) -> None:
-        super().__init__(get_host_creds)
+        # MLflow leaves this __init__ unannotated; mypy's untyped_calls_exclude misses super().
+        super().__init__(get_host_creds)  # type: ignore[no-untyped-call]
         self._max_retries = config.max_retries
         self._backoff = config.retry_backoff
         self._timeout = config.request_timeout
@@ -63,7 +65,7 @@ class _BoundedRestStore(RestStore):  # type: ignore[misc]
         response_proto: Any = None,
     ) -> Any:
         del retry_timeout_seconds  # only used by Databricks' SDK, which this store never uses
-        v3_apis = getattr(self, "_V3_APIS", frozenset())  # absent from older MLflow 3 releases
+        v3_apis: Collection[Any] = getattr(self, "_V3_APIS", frozenset())  # not in older MLflow 3
         method_to_info = self._V3_METHOD_TO_INFO if api in v3_apis else self._METHOD_TO_INFO
         path, method = method_to_info[api]
         endpoint = endpoint or path
@@ -86,12 +88,12 @@ class _BoundedRestStore(RestStore):  # type: ignore[misc]
         return response_proto
 
 
-class _OwnStoreTrackingClient(TrackingServiceClient):  # type: ignore[misc]
+class _OwnStoreTrackingClient(TrackingServiceClient):
     """MLflow's tracking client, bound to one store object instead of the shared cache."""
 
     def __init__(self, tracking_uri: str, store: RestStore) -> None:
         self._own_store = store
-        super().__init__(tracking_uri)
+        super().__init__(tracking_uri)  # type: ignore[no-untyped-call]  # as in _BoundedRestStore
 
     @property
     def store(self) -> RestStore:

@@ -32,21 +32,23 @@ def active_run_context(
     client: mlflow.MlflowClient, mlflow_run_id: str
 ) -> Iterator[mlflow.ActiveRun]:
     """Make the run ``mlflow_run_id`` of ``client``'s store the active MLflow run for a block."""
-    saved_uri = tracking_utils._tracking_uri
+    # MLflow declares these two globals as ``= None`` without annotation, so mypy types them None;
+    # they hold ``str | None``, and ``set_tracking_uri(None)`` is MLflow's own way to unset the URI.
+    saved_uri: str | None = tracking_utils._tracking_uri
     saved_env = os.environ.get(MLFLOW_TRACKING_URI.name)
-    saved_experiment = fluent._active_experiment_id
+    saved_experiment: str | None = fluent._active_experiment_id
     stack = fluent._active_run_stack.get()
     saved_stack = list(stack)
     try:
         active = mlflow.ActiveRun(client.get_run(mlflow_run_id))
         mlflow.set_tracking_uri(client.tracking_uri)
-        fluent._active_experiment_id = active.info.experiment_id
+        fluent._active_experiment_id = active.info.experiment_id  # type: ignore[assignment]
         stack.append(active)
         yield active
     finally:
         stack[:] = saved_stack
-        fluent._active_experiment_id = saved_experiment
-        mlflow.set_tracking_uri(saved_uri)
+        fluent._active_experiment_id = saved_experiment  # type: ignore[assignment]
+        mlflow.set_tracking_uri(saved_uri)  # type: ignore[arg-type]
         if saved_env is None:
             os.environ.pop(MLFLOW_TRACKING_URI.name, None)
         else:

@@ -96,7 +96,7 @@ class WandbTracker:
         if params:
             # allow_val_change: tracking a key again at the same step replaces its value.
             entries = {param.key: param.value for param in params}
-            wandb_run.config.update(entries, allow_val_change=True)  # type: ignore[no-untyped-call]
+            wandb_run.config.update(entries, allow_val_change=True)
         rows = history_rows(metrics)
         partial = self._partial.pop(run.run_id, None)
         start = partial[1] if partial is not None and partial[0] == _identity(metrics) else 0

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from trackhook.errors import InvalidValueError
 from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
+from trackhook.processes import process_exists
 from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = ["ValueIndex", "index_folder", "remove_abandoned_indexes"]
@@ -385,18 +386,8 @@ def remove_abandoned_indexes(folder: Path) -> None:
     host = socket.gethostname()
     for path in folder.glob(f"{glob.escape(host)}-*.sqlite"):
         pid = path.name[len(host) + 1 :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _connect(path: Path) -> sqlite3.Connection:

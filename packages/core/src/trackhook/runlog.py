@@ -39,6 +39,7 @@ from trackhook.formats import (
     FormatTooNewError,
     run_log_format,
 )
+from trackhook.processes import process_exists
 
 __all__ = [
     "CUMULATIVE_COUNTS",
@@ -351,12 +352,10 @@ def owner_is_gone(owner: object) -> bool:
     if not isinstance(owner, dict) or owner.get(formats.OWNER_HOST) != socket.gethostname():
         return False
     try:
-        os.kill(int(owner[formats.OWNER_PID]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return False
-    return False
+        pid = int(owner[formats.OWNER_PID])
+    except (KeyError, ValueError, TypeError):
+        return False  # no pid to check: the owner is not known to be gone
+    return not process_exists(pid)
 
 
 def start_time_of(document: Mapping[str, Any]) -> float | None:

@@ -56,6 +56,28 @@ def tests_wandb(session: nox.Session) -> None:
     _pytest(session, "packages/tracker-wandb/tests")
 
 
+# The lower bounds the adapters declare in their pyproject.toml, tested by the "-oldest" sessions
+# below (keep them equal). Not part of `nox -s tests`, which tests the newest releases: see each
+# adapter's README ("Supported versions") for when the oldest run. MLflow 3.5 imports a class that
+# SQLAlchemy 2.1 removed (FallbackAsyncAdaptedQueuePool), so its oldest run uses SQLAlchemy 2.0.
+OLDEST_MLFLOW = ("mlflow==3.5.0", "mlflow-skinny==3.5.0", "sqlalchemy<2.1")
+OLDEST_WANDB = ("wandb==0.30.0",)
+
+
+@nox.session(name="tests-mlflow-oldest")
+def tests_mlflow_oldest(session: nox.Session) -> None:
+    """trackhook-mlflow's suite against the oldest MLflow it declares support for."""
+    session.install(CORE, "./packages/tracker-mlflow[test]", *OLDEST_MLFLOW)
+    _pytest(session, "packages/tracker-mlflow/tests")
+
+
+@nox.session(name="tests-wandb-oldest")
+def tests_wandb_oldest(session: nox.Session) -> None:
+    """trackhook-wandb's suite against the oldest wandb it declares support for."""
+    session.install(CORE, "./packages/tracker-wandb[test]", *OLDEST_WANDB)
+    _pytest(session, "packages/tracker-wandb/tests")
+
+
 @nox.session(name="tests-tensorboard")
 def tests_tensorboard(session: nox.Session) -> None:
     """trackhook-tensorboard with the core; no TensorFlow, torch, mlflow or wandb here."""

@@ -208,6 +208,7 @@ def test_a_store_left_half_migrated_is_named_with_its_repair(
     store: Path, signals: Path, names: tuple[str, str]
 ) -> None:
     uri = f"sqlite:///{store}"
+    store.parent.mkdir()  # MLflow 3.5 (the oldest supported) creates no missing folder itself
     child = _start(_MLFLOW_CHILD, str(signals), uri)  # MLflow alone creates it in place
     _wait_for_migrations(signals, 1, child)
     _kill(child)

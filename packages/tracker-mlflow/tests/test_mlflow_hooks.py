@@ -96,6 +96,32 @@ def test_close_run_maps_success_and_fail_to_mlflow_statuses(tracking_uri: str, n
         assert client.get_run(facts["mlflow_run_id"]).info.status == expected
 
 
+def test_log_batch_and_close_first_in_a_fresh_tracker_continue_the_run_opened_elsewhere(
+    sqlite_uri: str, names: Any
+) -> None:
+    # `trackhook sync` delivers the rest of a run whose process died, in a process that never
+    # called trackhook_open_run: log_batch may be its first hook.
+    run = RunInfo(*names, time.time())
+    config = MlflowConfig(tracking_uri=sqlite_uri)
+    opener = MlflowTracker(config)
+    facts = opener.trackhook_open_run(run)
+    opener.trackhook_log_batch(run, [MetricRecord("loss", 1.0, 0, time.time())], [])
+    syncer = MlflowTracker(config)
+    syncer.trackhook_log_batch(
+        run, [MetricRecord("loss", 0.5, 1, time.time())], [_param("spam_1", "late")]
+    )
+    syncer.trackhook_close_run(run, "FAIL")
+    client = MlflowClient(sqlite_uri)
+    mlflow_run = client.get_run(facts["mlflow_run_id"])
+    history = sorted(
+        (m.step, m.value) for m in client.get_metric_history(facts["mlflow_run_id"], "loss")
+    )
+    assert history == [(0, 1.0), (1, 0.5)]
+    assert mlflow_run.data.params == {"spam_1": "late"}
+    assert mlflow_run.info.status == "FAILED"
+    assert len(client.search_runs([facts["experiment_id"]])) == 1, "sync made a second run"
+
+
 def test_an_unreachable_server_fails_fast_instead_of_retrying_for_minutes(
     names: Any, unused_port: int
 ) -> None:

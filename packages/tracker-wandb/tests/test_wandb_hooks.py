@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 
 from trackhook import MetricRecord, ParamRecord, RunInfo
-from trackhook_wandb import STEP_METRIC, WandbRunNotOpenError, WandbTracker
+from trackhook_wandb import STEP_METRIC, WandbRunNotOpenError, WandbTracker, wandb_run_id
 
 Make = Callable[..., WandbTracker]
 Read = Callable[..., Any]  # the read_run fixture: returns a WandbRunFile of conftest.py
@@ -245,6 +248,36 @@ def test_close_without_open_continues_and_finishes_the_run(
     deliver(make_tracker(), run)
     make_tracker().trackhook_close_run(run, "FAIL")
     assert read_run(run).exit_code != 0
+
+
+def test_log_batch_and_close_first_in_a_fresh_tracker_continue_the_run_opened_elsewhere(
+    tmp_path: Path, make_tracker: Make, read_run: Read, run_id: str
+) -> None:
+    # `trackhook sync` delivers the rest of a run whose process died, in a process that never
+    # called trackhook_open_run: log_batch may be its first hook.
+    run = RunInfo(run_id, "sync")
+    opener = (
+        "import sys\n"
+        "from trackhook import MetricRecord, RunInfo\n"
+        "from trackhook_wandb import WandbConfig, WandbTracker\n"
+        "tracker = WandbTracker(WandbConfig(mode='offline', dir=sys.argv[1]))\n"
+        "run = RunInfo(sys.argv[2], 'sync')\n"
+        "tracker.trackhook_open_run(run)\n"
+        "tracker.trackhook_log_batch(run, [MetricRecord('loss', 1.0, 0, 0.0)], [])\n"
+    )  # and the process ends without trackhook_close_run
+    # A W&B service of its own, as a process of its own has: this process's would keep the run.
+    own_service = {name: value for name, value in os.environ.items() if name != "WANDB_SERVICE"}
+    command = [sys.executable, "-c", opener, str(tmp_path), run_id]
+    subprocess.run(command, env=own_service, check=True, timeout=120)
+    syncer = make_tracker()
+    syncer.trackhook_log_batch(run, [metric("loss", 0.5, 1)], [param("spam_1", "late")])
+    syncer.trackhook_close_run(run, "FAIL")
+    continued = read_run(run)
+    assert continued.run.run_id == wandb_run_id(run_id)
+    assert continued.run.resume
+    assert continued.values_of("loss") == [(1, 0.5)]
+    assert continued.config == {"spam_1": "late"}
+    assert continued.exit_code != 0
 
 
 def test_several_runs_live_side_by_side_in_one_process(

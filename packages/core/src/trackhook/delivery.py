@@ -28,25 +28,32 @@ not deliver and why.
 A failure of trackhook's own store (``store.RunStoreError``: a full or read-only folder, no
 permission) is never taken for the tracker's: it is said once for the run, naming the folder and
 the cause, retried while the run goes on, and at close reported at once rather than waited out.
+
+The parts, each testable without a thread: ``fitting`` (spool entries to records that fit the
+tracker's limits), ``batching`` (how many records one hook call takes), ``progress`` (how far the
+tracker has received a spool file, written down), ``backoff`` (the retry policy) and ``report``
+(the counts). ``TrackerWorker.deliver_once`` is one pass; the thread only repeats it.
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trackhook import formats
+from trackhook.backoff import Backoff
+from trackhook.batching import batch_end
 from trackhook.errors import TrackhookWarning, ValuesRejected, warn_in_background
-from trackhook.limits import TighterLimitsRequired, TrackerLimits
-from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status, param_text
+from trackhook.fitting import FittedLines, Fitter
+from trackhook.limits import TighterLimitsRequired
+from trackhook.progress import SendProgress
+from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
-from trackhook.runlog import MAX_REJECTED_KEYS, MAX_REJECTED_REASONS, OTHER_REASONS
+from trackhook.report import DeliveryReport
 from trackhook.store import (
     RunStore,
     RunStoreError,
@@ -55,9 +62,8 @@ from trackhook.store import (
     SpoolWriter,
     UnsafeStorePath,
     iter_spool,
-    read_spool,
 )
-from trackhook.values import flatten, is_metric
+from trackhook.values import flatten
 
 if TYPE_CHECKING:
     from trackhook.config import DeliverySettings
@@ -71,104 +77,8 @@ __all__ = [
     "wait_for_workers",
 ]
 
-_DEFAULT_BATCH = 1000
-_READ_BYTES = 64 * 1024
-_PER_VALUE_SAVE_INTERVAL = 0.5
 
 _MAX_REASON_LENGTH = 200
-
-
-@dataclass
-class DeliveryReport:
-    """What happened to one tracker's values: recorded in the run log at close.
-
-    ``undelivered`` counts every value of the run this tracker has not received: those waiting
-    in the spool for ``trackhook sync``, and, for the process that tracked them, those the disk
-    never took (held in memory, or lost: ``SpoolWriter.held_values`` and ``lost_values``).
-
-    ``last_error`` is the error the tracker is failing with as the report is made, ``None`` when
-    it works; an error it recovered from (a later attempt succeeded) moves to
-    ``recovered_error``, so that a run whose values all arrived does not look broken. How often
-    the tracker failed is ``retried``.
-    """
-
-    delivered: int = 0
-    retried: int = 0
-    renamed: int = 0
-    truncated: int = 0
-    undelivered: int = 0
-    skipped: int = 0
-    """Values of a kind the tracker has no hook for (metrics, or params)."""
-    rejected: int = 0
-    """Values the tracker refused for their content (``ValuesRejected``): set aside for good."""
-    rejected_reasons: dict[str, int] = field(default_factory=dict)
-    """How many values were refused for each reason: at most ``MAX_REJECTED_REASONS`` reasons."""
-    rejected_keys: list[str] = field(default_factory=list)
-    """The first few keys refused (``MAX_REJECTED_KEYS``): enough to find the culprit."""
-    last_error: str | None = None
-    recovered_error: str | None = None
-    """The last error the tracker recovered from, if any (see the class's docstring)."""
-
-    def recover(self) -> None:
-        """An attempt succeeded: the error before it is history, not the tracker's state."""
-        if self.last_error is not None:
-            self.recovered_error, self.last_error = self.last_error, None
-
-    def reject(self, key: str, reason: str) -> None:
-        """Count a refused value under its reason, keeping the summary bounded."""
-        self.rejected += 1
-        if (
-            reason not in self.rejected_reasons
-            and len(self.rejected_reasons) >= MAX_REJECTED_REASONS
-        ):
-            reason = OTHER_REASONS
-        self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + 1
-        if key not in self.rejected_keys and len(self.rejected_keys) < MAX_REJECTED_KEYS:
-            self.rejected_keys.append(key)
-
-    def as_dict(self) -> dict[str, object]:
-        counts: dict[str, object] = {
-            formats.DELIVERED: self.delivered,
-            formats.RETRIED: self.retried,
-            formats.RENAMED: self.renamed,
-            formats.TRUNCATED: self.truncated,
-            formats.UNDELIVERED: self.undelivered,
-            formats.SKIPPED: self.skipped,
-            formats.REJECTED: self.rejected,
-            formats.LAST_ERROR: self.last_error,
-        }
-        if self.recovered_error is not None:
-            counts[formats.RECOVERED_ERROR] = self.recovered_error
-        if self.rejected:
-            counts[formats.REJECTED_REASONS] = dict(self.rejected_reasons)
-            counts[formats.REJECTED_KEYS] = list(self.rejected_keys)
-        return counts
-
-
-@dataclass
-class _Prepared:
-    """Records made from spool lines, and how many of them the tracker has handled."""
-
-    path: Path
-    start: SpoolPosition
-    """Where ``entries`` start: the first entry's first ``start.values_done`` values are skipped."""
-    entries: list[SpoolEntry] = field(default_factory=list)
-    records: list[MetricRecord | ParamRecord] = field(default_factory=list)
-    flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
-    line_counts: list[int] = field(default_factory=list)  # records made up to each line's end
-    line_offsets: list[int] = field(default_factory=list)  # the spool offset of each line's end
-    sent: int = 0
-    """Records handled (accepted, or refused for good), from the first on."""
-
-    def position(self) -> SpoolPosition:
-        """Where the spool is received up to, once the first ``sent`` records are handled."""
-        lines_done = bisect.bisect_right(self.line_counts, self.sent)
-        if lines_done == len(self.line_counts):
-            return SpoolPosition(self.line_offsets[-1]) if lines_done else self.start
-        if lines_done == 0:
-            return SpoolPosition(self.start.offset, self.start.values_done + self.sent)
-        done_in_line = self.sent - self.line_counts[lines_done - 1]
-        return SpoolPosition(self.line_offsets[lines_done - 1], done_in_line)
 
 
 _TRIES_AT_EXIT = 2
@@ -206,8 +116,23 @@ def count_values(entries: Iterable[SpoolEntry]) -> int:
     )
 
 
+class Outcome(Enum):
+    """How one delivery pass ended (see ``TrackerWorker.deliver_once``)."""
+
+    MORE_TO_DO = "more to do"
+    """The run goes on: later passes deliver what is tracked next."""
+    DONE = "done"
+    """Finishing: everything was delivered and the run closed in the tracker (if asked)."""
+    OUT_OF_TIME = "out of time"
+    """Finishing: time ran out; what is left stays in the spool for ``trackhook sync``."""
+
+
 class TrackerWorker(threading.Thread):
-    """Delivers one run to one tracker, in the background."""
+    """Delivers one run to one tracker, in the background.
+
+    ``own_spool`` is this process's spool when it owns the run: flushed before each pass, and the
+    run opened in the tracker at once. ``trackhook sync`` passes ``None``: it only delivers.
+    """
 
     def __init__(
         self,
@@ -219,7 +144,6 @@ class TrackerWorker(threading.Thread):
         own_spool: SpoolWriter | None,
         on_fatal: Callable[[str, BaseException], None] | None = None,
         on_opened: Callable[[], None] | None = None,
-        open_eagerly: bool = True,
     ) -> None:
         super().__init__(name=f"trackhook-{tracker.name}", daemon=True)
         self.tracker = tracker
@@ -232,18 +156,13 @@ class TrackerWorker(threading.Thread):
         self.fatal: BaseException | None = None
         self.busy_spools: list[Path] = []
         self._own = own_spool
-        self._open_eagerly = open_eagerly
         self._on_fatal = on_fatal
         self._on_opened = on_opened
         self._positions = store.positions(run.run_id, tracker.name)
-        self._limits: TrackerLimits = tracker.limits
-        self._renamed_keys: set[str] = set()
+        self._fitter = Fitter(tracker.limits, self._tell_renamed)
         self._warned = False
         self._warned_of_rejection = False
-        self._last_save = 0.0
-        self._unsaved: _Prepared | None = None
-        """The send whose accepted values are not on disk yet (see ``_save_progress``)."""
-        self._save_lock = threading.Lock()
+        self._progress = SendProgress(self._positions)
         self._opening_since: float | None = None
         self._open_failed = False
         """An attempt to open failed: a later one is an outage's retry, not a cold start."""
@@ -256,16 +175,20 @@ class TrackerWorker(threading.Thread):
         self._deadline = float("inf")
         self._patience_deadline = float("inf")
         self._ran_out_of_time = False
-        self._done = False
         self._report_lock = threading.Lock()
         self._reported = False
-        if open_eagerly:
-            try:
-                self._positions.reopen()
-            except RunStoreError as trouble:
-                self._store_failed(trouble)
 
     # -- control, from other threads -------------------------------------------------------------
+
+    def reopen_run(self) -> None:
+        """The run opens (again) in this process: its tracker must close it again at the end.
+
+        Called by the run's owner before the thread starts; never by ``trackhook sync``.
+        """
+        try:
+            self._positions.reopen()
+        except RunStoreError as trouble:
+            self._store_failed(trouble)
 
     def finish(self, status: Status | None, timeout: float, *, at_exit: bool = False) -> None:
         """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any).
@@ -337,7 +260,7 @@ class TrackerWorker(threading.Thread):
         self._ran_out_of_time = True
         # What could not be saved counts below as undelivered: this is the user's closing thread.
         with suppress(OSError, UnsafeStorePath):
-            self._save_progress()
+            self._progress.save()
         self._final_report()
 
     def _final_report(self) -> None:
@@ -407,18 +330,19 @@ class TrackerWorker(threading.Thread):
         return f"no progress for {idle:.0f} s: a hook of the tracker did not return"
 
     def _loop(self) -> None:
-        backoff = 0.0
+        backoff = Backoff(self.settings.max_backoff)
         failures_at_exit = 0
         while True:
             finishing = self._finish.is_set()
+            outcome = Outcome.MORE_TO_DO
             try:
-                self._pass(finishing)
-                backoff = 0.0
+                outcome = self.deliver_once(finishing)
+                backoff.succeeded()
             except RunStoreError as trouble:
                 self._store_failed(trouble)
                 if finishing:
                     return  # waiting would not make the store writable: report now
-                backoff = min(max(backoff * 2, 0.25), self.settings.max_backoff)
+                backoff.failed()
             # BaseException: a plugin's SystemExit or KeyboardInterrupt would end this thread
             # silently. A real Ctrl-C reaches the main thread, never this one.
             except BaseException as error:
@@ -429,15 +353,15 @@ class TrackerWorker(threading.Thread):
                     failures_at_exit += 1
                     if failures_at_exit == _TRIES_AT_EXIT:
                         return
-                backoff = min(max(backoff * 2, 0.25), self.settings.max_backoff)
-            if self._done:
+                backoff.failed()
+            if outcome is not Outcome.MORE_TO_DO:
                 return
             if finishing and self._out_of_time():
                 self._ran_out_of_time = True
                 return
-            wait = backoff or self.settings.interval
+            wait = backoff.current or self.settings.interval
             if finishing:
-                wait = min(backoff, max(self.give_up_at() - time.monotonic(), 0.0))
+                wait = min(backoff.current, max(self.give_up_at() - time.monotonic(), 0.0))
             if wait > 0:
                 self._wake.wait(wait)
                 self._wake.clear()
@@ -482,20 +406,26 @@ class TrackerWorker(threading.Thread):
             if self._on_opened is not None:
                 self._on_opened()
 
-    def _pass(self, finishing: bool) -> None:
+    def deliver_once(self, finishing: bool) -> Outcome:
         """Deliver every spool file of the run that no other process is delivering right now.
 
         Other processes of the run (a multiprocessing pool, a shell task running Python) only
         spool; the run's owner delivers their files too. A file is claimed with a lock for the
         time of its delivery, so ``trackhook sync`` or another owner never sends it twice.
+
+        Finishing (after ``finish``), the pass also closes the run in the tracker when all is
+        delivered. Failures raise (the caller retries); the returned ``Outcome`` says whether
+        another pass is needed.
         """
         if self._own is not None:
             # before opening, which may fail: what is tracked is then on disk; finishing, try
             # the disk now even if it refused a moment ago, so that what it takes is delivered
             self._own.flush(retry=finishing)
-        if self._open_eagerly and not self.opened.is_set():
-            self._ensure_open()
-            if self._own is not None:
+            # the run's owner opens the run at once, while training goes on: a cold start
+            # (importing the tracker's library) is then over by the close, and client_context
+            # works; a sync opens it only to send or close
+            if not self.opened.is_set():
+                self._ensure_open()
                 self._own.flush()
         receives = self.tracker.hooks.receives_values
         paths = self.store.spool_files(self.run_info.run_id) if receives else []
@@ -510,17 +440,17 @@ class TrackerWorker(threading.Thread):
             if not complete:
                 break  # out of time: what is left stays in the spool
         if not finishing:
-            return
-        self._done = True
+            return Outcome.MORE_TO_DO
         if not complete or self._out_of_time():
             self._ran_out_of_time = True
-            return  # what is left stays in the spool for `trackhook sync`, which also closes
+            return Outcome.OUT_OF_TIME  # what is left stays for `trackhook sync`, which closes
         status = self._finish_status
         if status is not None and not self.busy_spools and self._positions.closed_status() is None:
             self._ensure_open()
             self.tracker.hooks.close_run(self.run_info, status)
             self.report.recover()
             self._positions.mark_closed(status)
+        return Outcome.DONE
 
     def _out_of_time(self) -> bool:
         return self._finish.is_set() and time.monotonic() >= self.give_up_at()
@@ -532,12 +462,9 @@ class TrackerWorker(threading.Thread):
         position read here is exactly where the last send, of this process or another, stopped
         (or, if that could not be written, this process remembers it).
         """
-        position = self._positions.position(path)
-        unsaved = self._unsaved  # accepted, but its position could not be written (a full disk)
-        if unsaved is not None and unsaved.path == path:
-            position = max(position, unsaved.position())
+        position = self._progress.resume_at(path)
         while not self._out_of_time():
-            prepared = self._prepare_batch(path, position)
+            prepared = self._fitter.read_batch(path, position)
             if prepared is None:
                 return True
             self._send(prepared)
@@ -546,90 +473,14 @@ class TrackerWorker(threading.Thread):
             position = prepared.position()
         return False
 
-    # -- making values fit the tracker ----------------------------------------------------------
-
-    def _prepare_batch(self, path: Path, start: SpoolPosition) -> _Prepared | None:
-        """Records for the spool lines from ``start`` that fill one batch, or None if none.
-
-        Reading on until the batch is full, rather than stopping at the end of a chunk of the
-        spool, keeps requests full: a chunk rarely holds a whole number of batches.
-        """
-        until = self._batch_size()
-        prepared = _Prepared(path, start)
-        offset = start.offset
-        while len(prepared.records) < until:
-            entries = read_spool(path, offset, _READ_BYTES)
-            if not entries:
-                break
-            self._extend(prepared, entries, until)
-            offset = prepared.line_offsets[-1]
-        return prepared if prepared.entries else None
-
-    def _extend(self, prepared: _Prepared, entries: list[SpoolEntry], until: int | None) -> None:
-        """Add records for ``entries``, stopping at the first line end with ``until`` records.
-
-        The values of the line ``prepared.start`` points into that were handled already are left
-        out: they are never offered again.
-        """
-        limits = self._limits
-        for entry in entries:
-            skip = prepared.start.values_done if not prepared.entries else 0
-            prepared.entries.append(entry)
-            for top_key, top_value in entry.values.items():
-                for key, value in flatten(top_key, top_value):
-                    if skip:
-                        skip -= 1
-                        continue
-                    prepared.records.append(self._record(limits, entry, key, value, prepared))
-            prepared.line_counts.append(len(prepared.records))
-            prepared.line_offsets.append(entry.end_offset)
-            if until is not None and len(prepared.records) >= until:
-                return
-
-    def _batch_size(self) -> int:
-        return self._limits.max_values_per_batch or _DEFAULT_BATCH
-
-    def _record(
-        self, limits: TrackerLimits, entry: SpoolEntry, key: str, value: object, into: _Prepared
-    ) -> MetricRecord | ParamRecord:
-        if is_metric(value):
-            stored = limits.storable_key(key)
-            into.flags.append((stored != key, False))
-            self._tell_renamed(key, stored)
-            return MetricRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
-        param_key = limits.param_key.format(key=key, step=entry.step)
-        stored = limits.storable_key(param_key)
-        self._tell_renamed(param_key, stored)
-        text = param_text(value)  # type: ignore[arg-type]
-        short = limits.fit_param_text(text)
-        into.flags.append((stored != param_key, short is not None))
-        if short is None:
-            return ParamRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
-        return ParamRecord(stored, short, entry.step, entry.timestamp, full_value=text)
-
-    def _tell_renamed(self, key: str, stored: str) -> None:
-        if stored != key and key not in self._renamed_keys:
-            self._renamed_keys.add(key)
-            self._warn(
-                f"tracker {self.tracker.name!r} cannot store the key {key!r} "
-                f"({self._limits.why_unstorable(key)}); it is stored as {stored!r} (the run log "
-                "keeps the original)"
-            )
-
-    def _tighten(self, prepared: _Prepared, demand: TighterLimitsRequired) -> None:
+    def _tighten(self, prepared: FittedLines, demand: TighterLimitsRequired) -> None:
         """Remake the records with the tighter limits the tracker asked for."""
-        tighter = self._limits.tightened(**demand.changes)
-        if tighter == self._limits:
-            raise demand
-        self._limits = tighter
+        self._fitter.tighten(prepared, demand)
         self.report.retried += 1
-        rebuilt = _Prepared(prepared.path, prepared.start)
-        self._extend(rebuilt, prepared.entries, until=None)
-        prepared.records, prepared.flags = rebuilt.records, rebuilt.flags
 
     # -- handing records over -------------------------------------------------------------------
 
-    def _send(self, prepared: _Prepared) -> None:
+    def _send(self, prepared: FittedLines) -> None:
         """Offer ``prepared``'s records batch by batch until all are handled or time runs out.
 
         However the send stops, what the tracker accepted is recorded on disk before this returns
@@ -637,18 +488,23 @@ class TrackerWorker(threading.Thread):
         """
         try:
             while prepared.sent < len(prepared.records) and not self._out_of_time():
-                end = self._batch_end(prepared.records, prepared.sent)
+                end = batch_end(
+                    prepared.records,
+                    prepared.sent,
+                    self._fitter.limits,
+                    batches=self.tracker.hooks.batches,
+                )
                 try:
                     self._offer(prepared, end)
                 except TighterLimitsRequired as demand:
                     self._tighten(prepared, demand)
                     continue
-                if self.tracker.hooks.batches or self._save_due():
-                    self._save_progress()
+                if self.tracker.hooks.batches or self._progress.save_due():
+                    self._progress.save()
         finally:
-            self._save_progress()
+            self._progress.save()
 
-    def _offer(self, prepared: _Prepared, end: int) -> None:
+    def _offer(self, prepared: FittedLines, end: int) -> None:
         """Hand the records from ``prepared.sent`` to ``end`` to the tracker.
 
         Where it refuses them for their content (``ValuesRejected``), the two halves are offered
@@ -669,15 +525,15 @@ class TrackerWorker(threading.Thread):
             self._offer(prepared, middle)
             self._offer(prepared, end)
             return
-        for renamed, truncated in prepared.flags[prepared.sent : end]:
-            self.report.renamed += renamed
-            self.report.truncated += truncated
+        renamed, truncated = prepared.count_flags(end)
+        self.report.renamed += renamed
+        self.report.truncated += truncated
         received = sum(map(self.tracker.hooks.receives, batch))
         self.report.delivered += received
         self.report.skipped += len(batch) - received
         self._handled(prepared, end)
 
-    def _set_aside(self, prepared: _Prepared, refusal: ValuesRejected) -> None:
+    def _set_aside(self, prepared: FittedLines, refusal: ValuesRejected) -> None:
         """The tracker will never take this value: count it, say so once, and move past it."""
         record = prepared.records[prepared.sent]
         reason = redact_text(str(refusal.reason))[:_MAX_REASON_LENGTH]
@@ -692,58 +548,11 @@ class TrackerWorker(threading.Thread):
             )
         self._handled(prepared, prepared.sent + 1)
 
-    def _handled(self, prepared: _Prepared, end: int) -> None:
+    def _handled(self, prepared: FittedLines, end: int) -> None:
         """The records up to ``end`` need never be offered again: remember, to save soon."""
-        with self._save_lock:
-            prepared.sent = end
-            self._unsaved = prepared
+        self._progress.handled(prepared, end)
         self._last_progress = time.monotonic()
         self.report.recover()
-
-    def _save_progress(self) -> None:
-        """Write down how far the tracker has received the spool file it is being sent.
-
-        Called from this thread and, through ``give_up``, from the closing thread while this one
-        is stuck in a hook: under a lock, and always the latest progress, so a position on disk
-        only ever moves forward.
-        """
-        with self._save_lock:
-            prepared = self._unsaved
-            if prepared is not None:
-                self._positions.save(prepared.path, prepared.position())
-                self._unsaved = None
-
-    def _save_due(self) -> bool:
-        """For one-value-per-call trackers, save positions twice a second, not after each value
-        (a send that stops saves at once, whatever this says)."""
-        now = time.monotonic()
-        if now - self._last_save < _PER_VALUE_SAVE_INTERVAL:
-            return False
-        self._last_save = now
-        return True
-
-    def _batch_end(self, records: list[MetricRecord | ParamRecord], start: int) -> int:
-        if not self.tracker.hooks.batches:
-            # one hook call per value: a failure in the middle retries from that value on, so a
-            # value the tracker accepted is never offered again
-            return start + 1
-        limits = self._limits
-        most = self._batch_size()
-        most_metrics = limits.max_metrics_per_batch or most
-        most_params = limits.max_params_per_batch or most
-        metrics = params = 0
-        end = start
-        while end < len(records) and end - start < most:
-            if isinstance(records[end], MetricRecord):
-                if metrics == most_metrics:
-                    break
-                metrics += 1
-            else:
-                if params == most_params:
-                    break
-                params += 1
-            end += 1
-        return end
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -773,6 +582,12 @@ class TrackerWorker(threading.Thread):
         if self._own is None or not self.tracker.hooks.receives_values:
             return 0, 0
         return self._own.held_values, self._own.lost_values
+
+    def _tell_renamed(self, key: str, stored: str, why: str | None) -> None:
+        self._warn(
+            f"tracker {self.tracker.name!r} cannot store the key {key!r} "
+            f"({why}); it is stored as {stored!r} (the run log keeps the original)"
+        )
 
     def _warn(self, message: str) -> None:
         warn_in_background(message)

@@ -15,6 +15,14 @@ any exception, ``SystemExit`` and ``KeyboardInterrupt`` included: hooks run in a
 where neither can come from the user. The one exception with another meaning is
 ``trackhook.ValuesRejected``, raised by a value hook for values the tracker refuses for their
 content: those are set aside, counted as ``rejected`` in the run log, and never offered again.
+
+**The first hook of a run in a process need not be** ``trackhook_open_run``. ``trackhook sync``
+delivers the values left in the spool of a run whose process died, and closes it, from another
+process that never opened the run: there ``trackhook_log_batch`` (or ``trackhook_log_metric`` /
+``trackhook_log_param``) and ``trackhook_close_run`` may come first, on a fresh tracker instance.
+Each of these hooks must therefore find the tracker's run of ``run.run_id`` on demand, and continue
+it (never create a second run for the same run_id), exactly as ``trackhook_open_run`` would.
+Only ``trackhook_client_context`` is always preceded by ``trackhook_open_run`` in the same process.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ def trackhook_open_run(run: RunInfo) -> Mapping[str, str] | None:
 
     Called once per process before any value of the run is delivered; several processes that track
     into the same run_id each call it, one at a time. The same run_id must continue the same run.
+    ``trackhook sync`` does not call it: see the module's note on the first hook of a run.
 
     :param run: the run to open.
     :return: facts worth recording in the run log under this tracker (for example the tracker's own
@@ -98,7 +107,8 @@ def trackhook_log_batch(
 
     Each batch respects the batch sizes the tracker declares in ``TrackerLimits``. When the call
     raises, the same batch is offered again later; when it returns, every value in it counts as
-    delivered and is never offered again.
+    delivered and is never offered again. It may be the first hook of the run in this process
+    (``trackhook sync``): open or find the run of ``run.run_id`` then, as every log hook must.
 
     :param metrics: numeric values, each with its key, value, step and tracking time.
     :param params: non-numeric values, each with its storable key, value, step and tracking time.
@@ -118,6 +128,10 @@ def trackhook_log_batch(
 def trackhook_close_run(run: RunInfo, status: Status) -> None:
     """Close the run after every value of it has been delivered.
 
+    It may be the first hook of the run in this process: ``trackhook sync`` closes runs whose
+    process died, from a process that never opened them. Find the run of ``run.run_id`` (continue
+    it as ``trackhook_open_run`` would) and close that one.
+
     :param status: ``"SUCCESS"``, or ``"FAIL"`` when the user's block raised or the process that
         owned the run died before closing it (closed later by ``trackhook sync``).
 
@@ -129,9 +143,10 @@ def trackhook_close_run(run: RunInfo, status: Status) -> None:
 def trackhook_client_context(run: RunInfo) -> AbstractContextManager[Any] | None:
     """Return a context manager that yields the tracker's native client for ``run``.
 
-    Called in the user's thread by ``trackhook.get_experiment_tracker_context()``, after the run
-    has been opened. Leaving the context must restore any global state of the tracker library that
-    entering it changed.
+    Called in the user's thread by ``trackhook.get_experiment_tracker_context()``, only after
+    ``trackhook_open_run`` of the run has returned in this process (the one hook that never comes
+    first); a tracker may raise when asked for a run it has not opened. Leaving the context must
+    restore any global state of the tracker library that entering it changed.
 
     .. versionadded:: 0.1
     """

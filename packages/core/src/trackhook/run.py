@@ -114,6 +114,8 @@ class Run:
             )
             for tracker in trackers
         ]
+        for worker in self._workers:
+            worker.reopen_run()
         if owner:
             warn_if_closed_run_continues(self.run_log_path, run_id)
             self._write_run_log(closing=False)

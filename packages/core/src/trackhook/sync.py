@@ -154,9 +154,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
     built = build_trackers(loaded, settings, quiet=True)
     wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
     workers = [
-        TrackerWorker(
-            tracker, run, store, loaded.config.delivery, own_spool=None, open_eagerly=False
-        )
+        TrackerWorker(tracker, run, store, loaded.config.delivery, own_spool=None)
         for tracker in built.loaded
     ]
     for worker in workers:

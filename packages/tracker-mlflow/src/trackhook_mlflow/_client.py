@@ -8,6 +8,12 @@ retry count and timeout with each request. Retrying beyond that is the core's jo
 same batch again with backoff and keeps it in the spool meanwhile.
 
 This module imports MLflow, and so is imported only on the delivery side.
+
+MLflow has no public way to give a client a store of its own, so this module uses MLflow internals
+(``MlflowClient._tracking_client``, ``TrackingServiceClient``, ``RestStore._call_endpoint`` and
+``_METHOD_TO_INFO``), checked on MLflow 3.5.0 (the oldest supported: ``_METHOD_TO_INFO`` and
+``response_proto`` are new in it) to 3.17.2. ``tests/test_mlflow_internals.py`` fails, naming the
+internal, when a release moves one.
 """
 
 from __future__ import annotations

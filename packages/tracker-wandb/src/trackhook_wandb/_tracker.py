@@ -40,7 +40,7 @@ _FAIL_EXIT_CODE = 1
 
 
 class WandbRunNotOpenError(TrackhookError):
-    """A hook needed the W&B run of a trackhook run that this process has not opened."""
+    """The client context of a trackhook run was asked for before this process opened the run."""
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
@@ -75,13 +75,7 @@ class WandbTracker:
     @hookimpl
     def trackhook_open_run(self, run: RunInfo) -> dict[str, str]:
         """Create or continue (``resume="allow"``) the W&B run of ``run`` and describe it."""
-        with self._lock:
-            wandb_run = self._runs.get(run.run_id)
-        if wandb_run is None:
-            wandb_run = self._init(run)
-            with self._lock:
-                self._runs[run.run_id] = wandb_run
-        return self._facts(wandb_run)
+        return self._facts(self._run_of(run))
 
     @hookimpl
     def trackhook_log_batch(
@@ -92,7 +86,7 @@ class WandbTracker:
         Setting config entries again is harmless; logging a row again is not, so a batch offered
         again after a failure resumes at the row that failed.
         """
-        wandb_run = self._open_run_of(run.run_id)
+        wandb_run = self._run_of(run)
         if params:
             # allow_val_change: tracking a key again at the same step replaces its value.
             entries = {param.key: param.value for param in params}
@@ -110,11 +104,7 @@ class WandbTracker:
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:
         """Finish the W&B run: exit code 0 on SUCCESS, 1 on FAIL (W&B then shows it as failed)."""
-        with self._lock:
-            wandb_run = self._runs.get(run.run_id)
-        if wandb_run is None:
-            # `trackhook sync` closes runs whose process died: continue the W&B run to finish it.
-            wandb_run = self._init(run)
+        wandb_run = self._run_of(run)
         wandb_run.finish(exit_code=0 if status == "SUCCESS" else _FAIL_EXIT_CODE)
         with self._lock:
             self._runs.pop(run.run_id, None)
@@ -122,13 +112,25 @@ class WandbTracker:
     @hookimpl
     def trackhook_client_context(self, run: RunInfo) -> AbstractContextManager[Run]:
         """The W&B ``Run`` itself: ``run.log``, ``run.summary``, artifacts land in the same run."""
-        return nullcontext(self._open_run_of(run.run_id))
-
-    def _open_run_of(self, run_id: str) -> Run:
         with self._lock:
-            wandb_run = self._runs.get(run_id)
+            wandb_run = self._runs.get(run.run_id)
         if wandb_run is None:
-            raise WandbRunNotOpenError(run_id)
+            raise WandbRunNotOpenError(run.run_id)
+        return nullcontext(wandb_run)
+
+    def _run_of(self, run: RunInfo) -> Run:
+        """The W&B run of ``run``, continued (``resume="allow"``) if this process has not opened it.
+
+        Log hooks and ``trackhook_close_run`` may be the first hook of a run in this process:
+        ``trackhook sync`` delivers and closes runs whose own process died (see the hook
+        specifications). Only the delivery thread calls this, so no two calls race to open a run.
+        """
+        with self._lock:
+            wandb_run = self._runs.get(run.run_id)
+        if wandb_run is None:
+            wandb_run = self._init(run)
+            with self._lock:
+                self._runs[run.run_id] = wandb_run
         return wandb_run
 
     def _init(self, run: RunInfo) -> Run:

@@ -1,0 +1,50 @@
+"""How many records go into one hook call, under a tracker's declared batch limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from trackhook.limits import TrackerLimits
+from trackhook.records import MetricRecord, ParamRecord
+
+__all__ = ["DEFAULT_BATCH", "batch_end", "batch_size"]
+
+DEFAULT_BATCH = 1000
+"""Values in one batch when the tracker declares no limit."""
+
+
+def batch_size(limits: TrackerLimits) -> int:
+    """The most values one batch holds."""
+    return limits.max_values_per_batch or DEFAULT_BATCH
+
+
+def batch_end(
+    records: Sequence[MetricRecord | ParamRecord],
+    start: int,
+    limits: TrackerLimits,
+    *,
+    batches: bool,
+) -> int:
+    """The end (exclusive) of the batch that starts at ``start``.
+
+    A tracker without a batch hook gets one value per call: a failure in the middle retries from
+    that value on, so a value it accepted is never offered again.
+    """
+    if not batches:
+        return start + 1
+    most = batch_size(limits)
+    most_metrics = limits.max_metrics_per_batch or most
+    most_params = limits.max_params_per_batch or most
+    metrics = params = 0
+    end = start
+    while end < len(records) and end - start < most:
+        if isinstance(records[end], MetricRecord):
+            if metrics == most_metrics:
+                break
+            metrics += 1
+        else:
+            if params == most_params:
+                break
+            params += 1
+        end += 1
+    return end

@@ -1,0 +1,144 @@
+"""Turning spool entries into records that fit one tracker's declared limits.
+
+A tracker declares ``TrackerLimits`` (which keys it can store, how long a param may be, how big a
+batch): this module makes records that respect them, remembers which were renamed or truncated,
+and which spool line each record came from, so that how far the tracker has received a spool file
+can be said down to the value inside a line (``FittedLines.position``). It does no delivery.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trackhook.batching import batch_size
+from trackhook.limits import TighterLimitsRequired, TrackerLimits
+from trackhook.records import MetricRecord, ParamRecord, param_text
+from trackhook.store import SpoolEntry, SpoolPosition, read_spool
+from trackhook.values import flatten, is_metric
+
+__all__ = ["READ_BYTES", "FittedLines", "Fitter"]
+
+READ_BYTES = 64 * 1024
+"""How much of a spool file is read at a time."""
+
+Record = MetricRecord | ParamRecord
+
+
+@dataclass
+class FittedLines:
+    """Records made from spool lines, and how many of them the tracker has handled."""
+
+    path: Path
+    start: SpoolPosition
+    """Where ``entries`` start: the first entry's first ``start.values_done`` values are skipped."""
+    entries: list[SpoolEntry] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
+    line_counts: list[int] = field(default_factory=list)  # records made up to each line's end
+    line_offsets: list[int] = field(default_factory=list)  # the spool offset of each line's end
+    sent: int = 0
+    """Records handled (accepted, or refused for good), from the first on."""
+
+    def position(self) -> SpoolPosition:
+        """Where the spool is received up to, once the first ``sent`` records are handled."""
+        lines_done = bisect.bisect_right(self.line_counts, self.sent)
+        if lines_done == len(self.line_counts):
+            return SpoolPosition(self.line_offsets[-1]) if lines_done else self.start
+        if lines_done == 0:
+            return SpoolPosition(self.start.offset, self.start.values_done + self.sent)
+        done_in_line = self.sent - self.line_counts[lines_done - 1]
+        return SpoolPosition(self.line_offsets[lines_done - 1], done_in_line)
+
+    def count_flags(self, end: int) -> tuple[int, int]:
+        """How many of the records from ``sent`` to ``end`` were (renamed, truncated)."""
+        chosen = self.flags[self.sent : end]
+        return sum(renamed for renamed, _ in chosen), sum(short for _, short in chosen)
+
+
+class Fitter:
+    """Makes records fit one tracker's limits, and tightens them when the tracker asks.
+
+    ``on_renamed(key, stored, why)`` is called once per key the tracker cannot store as it is.
+    """
+
+    def __init__(
+        self, limits: TrackerLimits, on_renamed: Callable[[str, str, str | None], None]
+    ) -> None:
+        self.limits = limits
+        self._on_renamed = on_renamed
+        self._renamed_keys: set[str] = set()
+
+    def read_batch(self, path: Path, start: SpoolPosition) -> FittedLines | None:
+        """Records for the spool lines from ``start`` that fill one batch, or None if none.
+
+        Reading on until the batch is full, rather than stopping at the end of a chunk of the
+        spool, keeps requests full: a chunk rarely holds a whole number of batches.
+        """
+        until = batch_size(self.limits)
+        fitted = FittedLines(path, start)
+        offset = start.offset
+        while len(fitted.records) < until:
+            entries = read_spool(path, offset, READ_BYTES)
+            if not entries:
+                break
+            self.extend(fitted, entries, until)
+            offset = fitted.line_offsets[-1]
+        return fitted if fitted.entries else None
+
+    def extend(self, fitted: FittedLines, entries: list[SpoolEntry], until: int | None) -> None:
+        """Add records for ``entries``, stopping at the first line end with ``until`` records.
+
+        The values of the line ``fitted.start`` points into that were handled already are left
+        out: they are never offered again.
+        """
+        for entry in entries:
+            skip = fitted.start.values_done if not fitted.entries else 0
+            fitted.entries.append(entry)
+            for top_key, top_value in entry.values.items():
+                for key, value in flatten(top_key, top_value):
+                    if skip:
+                        skip -= 1
+                        continue
+                    fitted.records.append(self._record(entry, key, value, fitted))
+            fitted.line_counts.append(len(fitted.records))
+            fitted.line_offsets.append(entry.end_offset)
+            if until is not None and len(fitted.records) >= until:
+                return
+
+    def tighten(self, fitted: FittedLines, demand: TighterLimitsRequired) -> None:
+        """Remake ``fitted``'s records with the tighter limits the tracker asked for.
+
+        Raises ``demand`` again when it asks for nothing tighter: retrying would loop forever.
+        """
+        tighter = self.limits.tightened(**demand.changes)
+        if tighter == self.limits:
+            raise demand
+        self.limits = tighter
+        rebuilt = FittedLines(fitted.path, fitted.start)
+        self.extend(rebuilt, fitted.entries, until=None)
+        fitted.records, fitted.flags = rebuilt.records, rebuilt.flags
+
+    def _record(self, entry: SpoolEntry, key: str, value: object, into: FittedLines) -> Record:
+        limits = self.limits
+        if is_metric(value):
+            stored = limits.storable_key(key)
+            into.flags.append((stored != key, False))
+            self._tell_renamed(key, stored)
+            return MetricRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
+        param_key = limits.param_key.format(key=key, step=entry.step)
+        stored = limits.storable_key(param_key)
+        self._tell_renamed(param_key, stored)
+        text = param_text(value)  # type: ignore[arg-type]
+        short = limits.fit_param_text(text)
+        into.flags.append((stored != param_key, short is not None))
+        if short is None:
+            return ParamRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
+        return ParamRecord(stored, short, entry.step, entry.timestamp, full_value=text)
+
+    def _tell_renamed(self, key: str, stored: str) -> None:
+        if stored != key and key not in self._renamed_keys:
+            self._renamed_keys.add(key)
+            self._on_renamed(key, stored, self.limits.why_unstorable(key))

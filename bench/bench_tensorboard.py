@@ -24,14 +24,9 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class Timing:
-    caller: float
-    end_to_end: float
+from _timing import Timing, caller, end_to_end, ms
 
 
 def direct(values: int, folder: Path) -> Timing:
@@ -42,9 +37,9 @@ def direct(values: int, folder: Path) -> Timing:
     calls = time.perf_counter()
     for step in range(values):
         writer.add_scalar("loss", 1.0 / (step + 1), step)
-    caller = time.perf_counter() - calls
+    caller_side = time.perf_counter() - calls
     writer.close()
-    return Timing(caller, time.perf_counter() - started)
+    return Timing(caller_side, time.perf_counter() - started)
 
 
 def with_trackhook(values: int, folder: Path) -> Timing:
@@ -59,8 +54,8 @@ def with_trackhook(values: int, folder: Path) -> Timing:
         calls = time.perf_counter()
         for step in range(values):
             trackhook.track_this(step=step, loss=1.0 / (step + 1))
-        caller = time.perf_counter() - calls
-    return Timing(caller, time.perf_counter() - started)
+        caller_side = time.perf_counter() - calls
+    return Timing(caller_side, time.perf_counter() - started)
 
 
 def stored_points(folder: Path) -> int:
@@ -108,14 +103,14 @@ def main() -> None:
     )
     print(f"{'':14} {'caller-side (median / best)':>30} {'end-to-end (median / best)':>30}")
     for label, timings in results.items():
-        print(f"{label:14} {_ms(timings, _caller):>30} {_ms(timings, _end_to_end):>30}")
+        print(f"{label:14} {ms(timings, caller):>30} {ms(timings, end_to_end):>30}")
     for summary in (statistics.median, min):
         direct_timings, trackhook_timings = results["tensorboardX"], results["trackhook"]
-        caller_ratio = summary(map(_caller, direct_timings)) / summary(
-            map(_caller, trackhook_timings)
+        caller_ratio = summary(map(caller, direct_timings)) / summary(
+            map(caller, trackhook_timings)
         )
-        end_ratio = summary(map(_end_to_end, trackhook_timings)) / summary(
-            map(_end_to_end, direct_timings)
+        end_ratio = summary(map(end_to_end, trackhook_timings)) / summary(
+            map(end_to_end, direct_timings)
         )
         print(
             f"{summary.__name__:>6}: caller-side {caller_ratio:.1f}x below add_scalar; "
@@ -125,19 +120,6 @@ def main() -> None:
         "read back: "
         + ", ".join(f"{label} {count} of {options.values}" for label, count in stored.items())
     )
-
-
-def _caller(timing: Timing) -> float:
-    return timing.caller
-
-
-def _end_to_end(timing: Timing) -> float:
-    return timing.end_to_end
-
-
-def _ms(timings: list[Timing], part: Callable[[Timing], float]) -> str:
-    values = [part(timing) for timing in timings]
-    return f"{statistics.median(values) * 1000:.1f} / {min(values) * 1000:.1f} ms"
 
 
 if __name__ == "__main__":

@@ -22,17 +22,11 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from _timing import Timing, caller, end_to_end, ms
+
 _SETTLE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class Timing:
-    caller: float
-    end_to_end: float
 
 
 def direct(values: int, folder: Path, name: str) -> Timing:
@@ -55,9 +49,9 @@ def direct(values: int, folder: Path, name: str) -> Timing:
     calls = time.perf_counter()
     for step in range(values):
         run.log({"loss": 1.0 / (step + 1)})
-    caller = time.perf_counter() - calls
+    caller_side = time.perf_counter() - calls
     run.finish()
-    return Timing(caller, time.perf_counter() - started)
+    return Timing(caller_side, time.perf_counter() - started)
 
 
 def with_trackhook(values: int, folder: Path, name: str) -> Timing:
@@ -72,8 +66,8 @@ def with_trackhook(values: int, folder: Path, name: str) -> Timing:
         calls = time.perf_counter()
         for step in range(values):
             trackhook.track_this(step=step, loss=1.0 / (step + 1))
-        caller = time.perf_counter() - calls
-    return Timing(caller, time.perf_counter() - started)
+        caller_side = time.perf_counter() - calls
+    return Timing(caller_side, time.perf_counter() - started)
 
 
 def main() -> None:
@@ -108,32 +102,19 @@ def main() -> None:
     print(f"{options.values} values, {options.rounds} rounds per side, wandb {wandb.__version__}")
     print(f"{'':16} {'caller-side (median / best)':>30} {'end-to-end (median / best)':>30}")
     for label, timings in results.items():
-        print(f"{label:16} {_ms(timings, _caller):>30} {_ms(timings, _end_to_end):>30}")
+        print(f"{label:16} {ms(timings, caller):>30} {ms(timings, end_to_end):>30}")
     direct_timings, trackhook_timings = results["direct run.log"], results["trackhook"]
     for summary in (statistics.median, min):
-        caller_ratio = summary(map(_caller, direct_timings)) / summary(
-            map(_caller, trackhook_timings)
+        caller_ratio = summary(map(caller, direct_timings)) / summary(
+            map(caller, trackhook_timings)
         )
-        end_ratio = summary(map(_end_to_end, trackhook_timings)) / summary(
-            map(_end_to_end, direct_timings)
+        end_ratio = summary(map(end_to_end, trackhook_timings)) / summary(
+            map(end_to_end, direct_timings)
         )
         print(
             f"{summary.__name__:>6}: caller-side {caller_ratio:.1f}x below direct run.log "
             f"(goal >= 10x); end-to-end {end_ratio:.2f}x direct run.log (goal <= 1.2x)"
         )
-
-
-def _caller(timing: Timing) -> float:
-    return timing.caller
-
-
-def _end_to_end(timing: Timing) -> float:
-    return timing.end_to_end
-
-
-def _ms(timings: list[Timing], part: Callable[[Timing], float]) -> str:
-    values = [part(timing) for timing in timings]
-    return f"{statistics.median(values) * 1000:.1f} / {min(values) * 1000:.1f} ms"
 
 
 if __name__ == "__main__":

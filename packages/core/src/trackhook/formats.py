@@ -103,6 +103,8 @@ SPOOL_FORMAT: Final = 2
 SPOOL_TIME: Final = "t"
 SPOOL_STEP: Final = "s"
 SPOOL_VALUES: Final = "v"
+SPOOL_LATEST_TIME: Final = 9.2e15
+"""Seconds: beyond this, the time in milliseconds (as trackers store it) overflows an int64."""
 SPOOL_SUFFIX: Final = ".jsonl"
 
 # -- a delivery position: <run_id>/delivery/<tracker>/<spool>.offset ------------------------------

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from trackhook.errors import InvalidValueError
 from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
 from trackhook.processes import process_exists
-from trackhook.values import check_step, flatten, normalise_values
+from trackhook.store import has_entry_shape, parse_spool_lines, spool_entry_of
+from trackhook.values import flatten
 
 __all__ = ["ValueIndex", "index_folder", "remove_abandoned_indexes"]
 
@@ -54,7 +54,6 @@ _CACHE_KIB = 8 << 10
 _INDENTED_UP_TO = 10_000
 """Runs of at most this many values get a run log indented for people; longer ones get one line
 a key (indenting every value would add a dozen bytes to each)."""
-_LATEST_TIME = 9.2e15
 _STEPS = range(-(2**63), 2**63)
 
 _SCHEMA = (
@@ -149,9 +148,9 @@ class ValueIndex:
                 lines, offset = _whole_lines(path, offset)
                 if not lines:
                     return
-                for record in _parsed(lines):
-                    entry = _checked(record) if checked else record
-                    if _is_entry(entry):
+                for record in parse_spool_lines(lines):
+                    entry = _checked(record) if checked else _unchecked(record)
+                    if entry is not None:
                         self._add_line(entry)
                 self._read_up_to[path] = offset
                 if self._pending_bytes >= _PENDING_BYTES:
@@ -429,46 +428,23 @@ def _whole_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
     return data[:end].splitlines(), offset + end
 
 
-def _parsed(lines: list[bytes]) -> list[Any]:
-    """The lines as JSON: one parse for the piece, line by line only around a bad line."""
-    try:
-        parsed: list[Any] = json.loads(b"[" + b",".join(line for line in lines if line) + b"]")
-    except ValueError:
-        return [_parse(line) for line in lines]
-    return parsed
-
-
-def _parse(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError:
+def _unchecked(record: Any) -> Any:
+    """The line as it is when it has ``store``'s shape and an int64 step (``None`` otherwise):
+    the lines of the run's own spool, which ``track_this`` checked as it wrote them."""
+    if not has_entry_shape(record):
         return None
-
-
-def _is_entry(record: Any) -> bool:
-    """``{"t": a time trackers can store, "s": an int64 step, "v": a dict}``, as ``store``'s
-    reader requires of a line it delivers."""
-    return (
-        type(record) is dict
-        and type(record.get(SPOOL_VALUES)) is dict
-        and type(record.get(SPOOL_TIME)) in (int, float)
-        and 0 <= record[SPOOL_TIME] < _LATEST_TIME
-        and type(record.get(SPOOL_STEP, 0)) is int
-        and record.get(SPOOL_STEP, 0) in _STEPS
-    )
+    step = record.get(SPOOL_STEP, 0)
+    return record if type(step) is int and step in _STEPS else None
 
 
 def _checked(record: Any) -> Any:
     """The line with its step and values checked and normalised as delivery does with every
     line it reads (``None`` when it refuses them)."""
-    if not _is_entry(record):
+    found = spool_entry_of(record)
+    if found is None:
         return None
-    try:
-        step = check_step(record.get(SPOOL_STEP))
-        values = normalise_values(record[SPOOL_VALUES])
-    except InvalidValueError:
-        return None
-    return {SPOOL_TIME: record[SPOOL_TIME], SPOOL_STEP: step, SPOOL_VALUES: values}
+    time, step, values = found
+    return {SPOOL_TIME: time, SPOOL_STEP: step, SPOOL_VALUES: values}
 
 
 def _python_json(value: Any) -> str:

@@ -44,6 +44,7 @@ from trackhook.formats import (
     POSITION_FORMAT,
     POSITION_OFFSET,
     POSITION_VALUES_DONE,
+    SPOOL_LATEST_TIME,
     SPOOL_STEP,
     SPOOL_TIME,
     SPOOL_VALUES,
@@ -61,8 +62,11 @@ __all__ = [
     "SpoolWriter",
     "TrackerPositions",
     "UnsafeStorePath",
+    "has_entry_shape",
     "iter_spool",
+    "parse_spool_lines",
     "read_spool",
+    "spool_entry_of",
     "spool_rank",
 ]
 
@@ -423,16 +427,23 @@ def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[Sp
         lines.pop()
     if not lines:
         return []
-    try:  # one C-level parse for the whole chunk; line by line only around a bad line
-        records = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        records = [_parse(raw) for raw in lines]
+    records = parse_spool_lines(lines)
     entries: list[SpoolEntry] = []
     position = offset
     for raw, record in zip(lines, records, strict=True):
         position += len(raw)
         entries.append(_entry(record, position))
     return entries
+
+
+def parse_spool_lines(lines: list[bytes]) -> list[Any]:
+    """The complete spool ``lines`` as JSON, one record a line (``None`` for a line that is not
+    JSON): one C-level parse for the whole chunk; line by line only around a bad line."""
+    try:
+        records: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        return [_parse(raw) for raw in lines]
+    return records
 
 
 def _parse(raw: bytes) -> Any:
@@ -445,17 +456,27 @@ def _parse(raw: bytes) -> Any:
 def _entry(record: Any, end_offset: int) -> SpoolEntry:
     """The entry a parsed line makes; ``unreadable`` unless it is what ``track_this`` writes, so
     that a foreign line never reaches a tracker (nor a step or a string no tracker can take)."""
-    if _has_entry_shape(record):
+    found = spool_entry_of(record)
+    if found is None:
+        return SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
+    return SpoolEntry(*found, end_offset)
+
+
+def spool_entry_of(record: Any) -> tuple[float, int, dict[str, Any]] | None:
+    """``(time, step, values)`` of a parsed spool line, its step and values checked and
+    normalised as delivery does with every line it reads; ``None`` unless it is what
+    ``track_this`` writes."""
+    if has_entry_shape(record):
         try:
             values = normalise_values(record[SPOOL_VALUES])
             step = check_step(record.get(SPOOL_STEP))
-            return SpoolEntry(record[SPOOL_TIME], step, values, end_offset)
+            return record[SPOOL_TIME], step, values
         except InvalidValueError:
             pass
-    return SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
+    return None
 
 
-def _has_entry_shape(record: Any) -> bool:
+def has_entry_shape(record: Any) -> bool:
     """``{"t": a time trackers can store, "s": ..., "v": a dict}``.
 
     A time is a Unix time in seconds that trackers store in milliseconds as an int64 (MLflow):
@@ -465,12 +486,8 @@ def _has_entry_shape(record: Any) -> bool:
         type(record) is dict
         and type(record.get(SPOOL_VALUES)) is dict
         and type(record.get(SPOOL_TIME)) in (int, float)
-        and 0 <= record[SPOOL_TIME] < _LATEST_TIME
+        and 0 <= record[SPOOL_TIME] < SPOOL_LATEST_TIME
     )
-
-
-_LATEST_TIME = 9.2e15
-"""Seconds: beyond this, the time in milliseconds overflows an int64."""
 
 
 def iter_spool(path: Path, offset: int = 0) -> Iterator[SpoolEntry]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trackhook import formats
-from trackhook.runlog import MAX_REJECTED_KEYS, MAX_REJECTED_REASONS, OTHER_REASONS
+from trackhook.runlog import add_rejected_key, add_rejected_reason
 
 __all__ = ["DeliveryReport"]
 
@@ -49,14 +49,8 @@ class DeliveryReport:
     def reject(self, key: str, reason: str) -> None:
         """Count a refused value under its reason, keeping the summary bounded."""
         self.rejected += 1
-        if (
-            reason not in self.rejected_reasons
-            and len(self.rejected_reasons) >= MAX_REJECTED_REASONS
-        ):
-            reason = OTHER_REASONS
-        self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + 1
-        if key not in self.rejected_keys and len(self.rejected_keys) < MAX_REJECTED_KEYS:
-            self.rejected_keys.append(key)
+        add_rejected_reason(self.rejected_reasons, reason, 1)
+        add_rejected_key(self.rejected_keys, key)
 
     def as_dict(self) -> dict[str, object]:
         counts: dict[str, object] = {

@@ -51,6 +51,8 @@ __all__ = [
     "CountsWritten",
     "MetricsWriter",
     "RunLogFile",
+    "add_rejected_key",
+    "add_rejected_reason",
     "exclusive_lock",
     "merge_not_loaded",
     "owner_is_gone",
@@ -383,6 +385,20 @@ OTHER_REASONS = "(other reasons)"
 MAX_REJECTED_KEYS = 5
 
 
+def add_rejected_reason(reasons: dict[str, int], reason: str, count: int) -> None:
+    """Add ``count`` under ``reason``, or under ``OTHER_REASONS`` once ``MAX_REJECTED_REASONS``
+    distinct reasons are kept."""
+    if reason not in reasons and len(reasons) >= MAX_REJECTED_REASONS:
+        reason = OTHER_REASONS
+    reasons[reason] = reasons.get(reason, 0) + count
+
+
+def add_rejected_key(keys: list[str], key: str) -> None:
+    """Keep ``key`` among the refused ``keys``, unless it is there or ``MAX_REJECTED_KEYS`` are."""
+    if key not in keys and len(keys) < MAX_REJECTED_KEYS:
+        keys.append(key)
+
+
 class CountsWritten:
     """The delivery counts one writer of a run log has added to it so far, per tracker.
 
@@ -462,7 +478,10 @@ def _add_delivery(
     )
     if reasons or REJECTED_REASONS in report:
         combined[REJECTED_REASONS] = reasons
-    keys = _union(before.get(REJECTED_KEYS), report.get(REJECTED_KEYS), MAX_REJECTED_KEYS)
+    keys: list[str] = []
+    for listed in (before.get(REJECTED_KEYS), report.get(REJECTED_KEYS)):
+        for key in listed if isinstance(listed, list) else []:
+            add_rejected_key(keys, str(key))
     if keys or REJECTED_KEYS in report:
         combined[REJECTED_KEYS] = keys
     return combined
@@ -475,23 +494,8 @@ def _add_reasons(earlier: object, now: object, added: object) -> dict[str, int]:
     for reason, count in now.items() if isinstance(now, dict) else []:
         new = _count(count) - _count(before.get(reason))
         if new:
-            name = str(reason)
-            if name not in total and len(total) >= MAX_REJECTED_REASONS:
-                name = OTHER_REASONS
-            total[name] = total.get(name, 0) + new
+            add_rejected_reason(total, str(reason), new)
     return total
-
-
-def _union(earlier: object, now: object, most: int) -> list[str]:
-    """The items of ``earlier`` then the new ones of ``now``, at most ``most`` of them."""
-    union: list[str] = []
-    for item in [
-        *(earlier if isinstance(earlier, list) else []),
-        *(now if isinstance(now, list) else []),
-    ]:
-        if str(item) not in union and len(union) < most:
-            union.append(str(item))
-    return union
 
 
 def _count(value: object) -> int:

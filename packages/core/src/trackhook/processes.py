@@ -1,5 +1,9 @@
 """Whether a process of this machine still runs: how a run, its index and its spool are known
-to be abandoned (by ``trackhook sync``, or by the next run that finds them)."""
+to be abandoned (by ``trackhook sync``, or by the next run that finds them).
+
+Public for the trackers too: an adapter that must tell a stray file of a stopped process from one
+still in use (the MLflow tracker's half-created sqlite stores) calls ``process_exists`` from here.
+"""
 
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ from mlflow.store.db.utils import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from trackhook.processes import process_exists
 from trackhook_mlflow._tracker import MlflowTrackerError
 
 __all__ = ["prepare_sqlite_store"]
@@ -126,24 +127,13 @@ def _remove_stray_temporaries(database: Path) -> None:
 def _is_stray(path: Path) -> bool:
     """Whether no process is creating ``path`` any more: its process is gone, its file idle."""
     pid_text = path.name.removesuffix(_SUFFIX).rsplit(".", 1)[-1].split("-", 1)[0]
-    if not pid_text.isdigit() or _process_exists(int(pid_text)):
+    if not pid_text.isdigit() or process_exists(int(pid_text)):
         return False
     try:
         idle = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return False
     return idle > _STRAY_AFTER
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (signal 0 checks without sending)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _remove_with_journal(path: Path) -> None:

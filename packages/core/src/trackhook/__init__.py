@@ -45,7 +45,14 @@ if TYPE_CHECKING:
         track_this,
     )
     from trackhook.limits import TighterLimitsRequired, TrackerLimits
-    from trackhook.records import MetricRecord, ParamRecord, ParamValue, RunInfo, Status
+    from trackhook.records import (
+        FileRecord,
+        MetricRecord,
+        ParamRecord,
+        ParamValue,
+        RunInfo,
+        Status,
+    )
     from trackhook.run import Run
     from trackhook.runid import generate_run_id
 
@@ -57,6 +64,7 @@ _LAZY_NAMES: dict[str, str] = {
     "track_this": "trackhook.api",
     "TighterLimitsRequired": "trackhook.limits",
     "TrackerLimits": "trackhook.limits",
+    "FileRecord": "trackhook.records",
     "MetricRecord": "trackhook.records",
     "ParamRecord": "trackhook.records",
     "ParamValue": "trackhook.records",
@@ -97,6 +105,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConfigError",
+    "FileRecord",
     "InvalidValueError",
     "MetricRecord",
     "NoActiveRunError",

@@ -32,12 +32,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from trackhook._markers import hookspec
-from trackhook.records import MetricRecord, ParamRecord, ParamValue, RunInfo, Status
+from trackhook.records import FileRecord, MetricRecord, ParamRecord, ParamValue, RunInfo, Status
 
 __all__ = [
     "trackhook_client_context",
     "trackhook_close_run",
     "trackhook_log_batch",
+    "trackhook_log_file",
     "trackhook_log_metric",
     "trackhook_log_param",
     "trackhook_open_run",
@@ -121,6 +122,27 @@ def trackhook_log_batch(
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         ``ValuesRejected`` sets refused values aside instead of retrying the batch forever.
+    """
+
+
+@hookspec
+def trackhook_log_file(run: RunInfo, file: FileRecord) -> None:
+    """Record a file or an image tracked at ``file.step`` (``trackhook.File``/``trackhook.Image``).
+
+    ``file.path`` holds the content as it was when ``track_this`` returned; read or upload it, but
+    never move, change or delete it. Called once per tracked file, in the order tracked, from the
+    tracker's delivery thread like every value hook; it may be the first hook of the run in this
+    process (``trackhook sync``), as for ``trackhook_log_batch``. A tracker that does not implement
+    it counts these values as ``skipped`` in its delivery report.
+
+    :param run: the run the file belongs to.
+    :param file: the key (flattened, as for a metric), step, local path, file name, kind
+        (``"file"`` or ``"image"``), SHA-256, size and tracking time.
+    :raises trackhook.ValuesRejected: when the tracker refuses this file for its content (too
+        large, a type it cannot store): it is set aside and never offered again. Raise anything
+        else for an outage: the file is offered again later.
+
+    .. versionadded:: 0.2
     """
 
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["MetricRecord", "ParamRecord", "ParamValue", "RunInfo", "Status", "param_text"]
+__all__ = [
+    "FileKind",
+    "FileRecord",
+    "MetricRecord",
+    "ParamRecord",
+    "ParamValue",
+    "RunInfo",
+    "Status",
+    "param_text",
+]
 
 Status = Literal["SUCCESS", "FAIL"]
 """How a run ended: ``SUCCESS``, or ``FAIL`` when the ``start_run`` block raised."""
@@ -61,6 +71,35 @@ class ParamRecord:
     def text(self) -> str:
         """The value as text, for trackers that store parameters as strings."""
         return param_text(self.value)
+
+
+FileKind = Literal["file", "image"]
+"""What a tracked file is: ``"image"`` for ``trackhook.Image`` (a PNG), ``"file"`` for the rest."""
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """A file or image tracked at a step (``trackhook.File`` / ``trackhook.Image``).
+
+    ``path`` is a local file in the run store that holds the content as it was when ``track_this``
+    returned: the original may have changed or gone since. Read it, copy it or upload it; never
+    move, change or delete it (it is the run's record, and other trackers read it too).
+    """
+
+    key: str
+    """The flattened key (``eval.confusion``), as for a metric."""
+    step: int
+    path: Path
+    name: str
+    """The file name to show and to store it under: the original's name (``epoch-5.pt``), or
+    ``<key>.png`` for an image made from data."""
+    kind: FileKind
+    sha256: str
+    """The hex SHA-256 of the content."""
+    size: int
+    """The content's size in bytes."""
+    timestamp: float
+    """The Unix time at which ``track_this`` received it."""
 
 
 def param_text(value: ParamValue) -> str:

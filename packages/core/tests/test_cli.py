@@ -435,6 +435,15 @@ def test_trackers_lists_each_tracker_with_its_distribution_and_config_fields(
 # -- trackhook sync ---------------------------------------------------------------------------
 
 
+def test_sync_runs_names_the_unknown_run_ids_and_syncs_none() -> None:
+    from trackhook.sync import sync_runs
+
+    make_run("synced")
+    with pytest.raises(trackhook.UnknownRunError, match="no run 'not-a-run'") as caught:
+        sync_runs(["synced", "not-a-run"])
+    assert caught.value.run_ids == ["not-a-run"]
+
+
 def test_sync_of_an_unknown_run_is_an_error_with_a_hint() -> None:
     make_run("synced")
     result = trackhook_cli("sync", "not-a-run")

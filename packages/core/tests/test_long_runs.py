@@ -182,13 +182,36 @@ with trackhook.start_run("abandoned", config=config) as run:
 """
 
 
+def test_plot_reads_a_long_run_into_thinned_curves_that_keep_its_spikes() -> None:
+    from trackhook.cli._curves import CURVE_POINTS
+    from trackhook.cli._runlogs import find_run
+    from trackhook.store import RunStore
+
+    with trackhook.start_run("spiky", config=DO_NOTHING):
+        for step in range(100_000):
+            loss = 1000.0 if step == 54_321 else -1000.0 if step == 77_777 else 1.0 / (step + 1)
+            trackhook.track_this(step=step, loss=loss, note="text")
+    run = find_run(RunStore(STORE), "spiky")
+    run.curves()  # imports and caches, once
+    assert peak_bytes(run.curves) < 8_000_000  # as `show`: the index, not the values
+    (curve,) = run.curves().values()  # "note" is no metric
+    assert (curve.key, curve.tracked) == ("loss", 100_000)
+    assert len(curve.steps) <= CURVE_POINTS
+    assert curve.steps == sorted(curve.steps)
+    assert (curve.steps[0], curve.steps[-1]) == (0, 99_999)
+    assert max(curve.values) == 1000.0
+    assert min(curve.values) == -1000.0
+    assert curve.steps[curve.values.index(1000.0)] == 54_321
+
+
 def test_sync_rebuilds_an_abandoned_long_run_from_its_spool_a_piece_at_a_time() -> None:
     child = subprocess.Popen([sys.executable, "-c", KILLED], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     assert child.stdout.readline() == "tracked\n"
     assert child.wait(timeout=60) == -signal.SIGKILL
     assert run_log("abandoned")["status"] == "RUNNING"
-    sync_runs(["sync-warm-up"])  # imports, once
+    with pytest.raises(trackhook.UnknownRunError):
+        sync_runs(["sync-warm-up"])  # imports, once
     peak = peak_bytes(lambda: sync_runs(["abandoned"]))
     log = run_log("abandoned")
     assert log["status"] == "FAIL"

@@ -34,16 +34,15 @@ from typing import Any
 from trackhook.envvars import TRACK_PREFIX, tracked_variables
 from trackhook.errors import InvalidValueError, warn_in_background
 from trackhook.records import Status
-from trackhook.run import (
+from trackhook.run import Run, owner_token
+from trackhook.runid import check_run_id, check_tag, generate_run_id
+from trackhook.variables import (
     CHILD_VARIABLES,
     OWNER_VARIABLE,
     RUN_ID_VARIABLE,
     STORE_VARIABLE,
     TAG_VARIABLE,
-    Run,
-    owner_token,
 )
-from trackhook.runid import check_run_id, check_tag, generate_run_id
 
 __all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_this"]
 

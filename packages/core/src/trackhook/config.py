@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trackhook.errors import ConfigError, did_you_mean
+from trackhook.variables import CONFIG_VARIABLE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
-    "CONFIG_ENV",
     "ConfigSource",
     "DeliverySettings",
     "LoadedConfig",
@@ -40,7 +40,6 @@ __all__ = [
     "load_config",
 ]
 
-CONFIG_ENV = "TRACKHOOK_CONFIG"
 CONFIG_FILE = "trackhook.yaml"
 CONFIG_FILES = (CONFIG_FILE, "trackhook.yml")
 """The names looked for in the working directory: both spellings of YAML's extension are common."""
@@ -176,9 +175,9 @@ def _find_and_validate(source: ConfigSource, folder: Path) -> LoadedConfig:
         return _validate(dict(source), "the config= argument")
     if source is not None:
         return _from_file(Path(source), "the config= argument")
-    from_env = os.environ.get(CONFIG_ENV)
+    from_env = os.environ.get(CONFIG_VARIABLE)
     if from_env:
-        return _from_file(Path(from_env), f"${CONFIG_ENV}")
+        return _from_file(Path(from_env), f"${CONFIG_VARIABLE}")
     config_file = _config_file_in(folder)
     if config_file is not None:
         return _from_file(config_file, "the working directory")

@@ -11,16 +11,20 @@ import sys
 import warnings
 from collections.abc import Iterable
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "ConfigError",
     "InvalidValueError",
-    "NoActiveRunError",
     "RunContinuedWarning",
     "TrackerDeliveryError",
     "TrackerLoadError",
     "TrackhookError",
     "TrackhookWarning",
+    "UnknownRunError",
     "UnknownTrackerError",
     "ValuesRejected",
     "counted",
@@ -58,51 +62,38 @@ class ConfigError(TrackhookError):
 class UnknownTrackerError(ConfigError):
     """The configuration names a tracker type that no installed package provides.
 
-    A misspelt type gets the closest known one, installed or not (``mlfow`` -> ``mlflow``), and
-    the package that provides it.
+    A misspelt type gets the closest known one, installed or published by the trackhook project
+    (``mlfow`` -> ``mlflow``), and the command that installs it.
     """
 
-    def __init__(self, tracker_type: str, installed: list[str], source: str) -> None:
+    def __init__(
+        self, tracker_type: str, installed: list[str], source: str, published: Iterable[str] = ()
+    ) -> None:
         self.tracker_type = tracker_type
         self.installed = installed
-        others = sorted({*installed, *_PACKAGES_OF} - {tracker_type})
+        others = sorted({*installed, *published} - {tracker_type})
         meant = _closest(tracker_type, others)
         guess = f"did you mean {meant!r}? " if meant else ""
-        how = _how_to_get(meant or tracker_type, installed)
+        how = _how_to_get(meant or tracker_type, installed, set(published))
         super().__init__(
             f"{source}: unknown tracker type {tracker_type!r}; {guess}"
             f"installed trackers: {', '.join(installed)}; {how}"
         )
 
 
-def _how_to_get(tracker_type: str, installed: list[str]) -> str:
+def _how_to_get(tracker_type: str, installed: list[str], published: set[str]) -> str:
     if tracker_type in installed:
         return f"write type: {tracker_type}"
-    if tracker_type in _PACKAGES_OF:
-        return f"install it with: {_install_command(tracker_type)}"
+    if tracker_type in published:
+        # The project's naming convention, which its plugin tutorial asks every plugin to follow.
+        return (
+            f"install it with: pip install trackhook-{tracker_type} (or, from a checkout of the "
+            f"trackhook repository: pip install ./packages/tracker-{tracker_type})"
+        )
     return (
         "install the package that provides it (an entry point named "
-        f"{tracker_type!r} in the group 'trackhook.trackers')"
-    )
-
-
-_PACKAGES_OF = {
-    "mlflow": "tracker-mlflow",
-    "wandb": "tracker-wandb",
-    "tensorboard": "tracker-tensorboard",
-}
-"""The trackers of the trackhook repository: ``type`` -> folder under ``packages/``."""
-
-
-def _install_command(tracker_type: str) -> str:
-    """How to install the adapter of ``tracker_type``: from the index, or from a checkout.
-
-    The checkout form works before (and without) a release on the package index.
-    """
-    folder = _PACKAGES_OF[tracker_type]
-    return (
-        f"pip install trackhook-{tracker_type} (or, from a checkout of the trackhook "
-        f"repository: pip install ./packages/{folder})"
+        f"{tracker_type!r} in the group 'trackhook.trackers'; by convention, trackhook-"
+        f"{tracker_type})"
     )
 
 
@@ -231,5 +222,16 @@ def _is_trackhooks(module: str) -> bool:
     return module == "trackhook" or module.startswith("trackhook.")
 
 
-class NoActiveRunError(TrackhookError):
-    """An operation needs an open run and none is open in this process."""
+class UnknownRunError(TrackhookError, LookupError):
+    """Run ids that the run log store does not hold (``trackhook sync RUN_ID``, ``sync_runs``)."""
+
+    def __init__(self, run_ids: list[str], store: Path) -> None:
+        self.run_ids = run_ids
+        self.store = store
+        super().__init__(f"{self.what}: `trackhook runs` lists the runs it holds")
+
+    @property
+    def what(self) -> str:
+        """Which run ids are not in which store, said in a few words."""
+        names = ", ".join(map(repr, self.run_ids))
+        return f"no run {names} in the run log store {str(self.store)!r}"

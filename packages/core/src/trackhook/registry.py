@@ -18,6 +18,7 @@ from trackhook.errors import TrackerLoadError, UnknownTrackerError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PUBLISHED_TRACKERS",
     "FoundTracker",
     "TrackerFactory",
     "installed_trackers",
@@ -26,6 +27,11 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "trackhook.trackers"
+
+PUBLISHED_TRACKERS = ("mlflow", "wandb", "tensorboard")
+"""The tracker types the trackhook project publishes, each as the distribution
+``trackhook-<type>`` from the folder ``packages/tracker-<type>``: named to a user who asks for one
+that is not installed, or misspells it. The core imports none of them."""
 
 TrackerFactory = Callable[..., Any]
 """A tracker class (or, in tests, any callable taking the validated config)."""
@@ -70,7 +76,7 @@ def load_tracker_class(tracker_type: str, source: str) -> FoundTracker:
         return FoundTracker(_BUILTINS[tracker_type], "trackhook")
     point = _entry_point(tracker_type)
     if point is None:
-        raise UnknownTrackerError(tracker_type, installed_trackers(), source)
+        raise UnknownTrackerError(tracker_type, installed_trackers(), source, PUBLISHED_TRACKERS)
     distribution = point.dist.name if point.dist is not None else "(unknown distribution)"
     try:
         loaded: TrackerFactory = point.load()

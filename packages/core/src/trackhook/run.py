@@ -43,6 +43,13 @@ from trackhook.runlog import (
 )
 from trackhook.store import RunStore, SpoolWriter, spool_rank
 from trackhook.values import check_step, normalise_values
+from trackhook.variables import (
+    CONFIG_VARIABLE,
+    OWNER_VARIABLE,
+    RUN_ID_VARIABLE,
+    STORE_VARIABLE,
+    TAG_VARIABLE,
+)
 
 if TYPE_CHECKING:
     from trackhook.config import LoadedConfig
@@ -453,14 +460,6 @@ _INDEX_BEHIND_BYTES = 16 << 20
 
 _KEPT_FOLDER = "kept"
 """Beside ``spool``: the values of ranks that send nothing, which no tracker is fed from."""
-
-RUN_ID_VARIABLE = "TRACKHOOK_RUN_ID"
-TAG_VARIABLE = "TRACKHOOK_TAG"
-OWNER_VARIABLE = "TRACKHOOK_RUN_OWNER"
-STORE_VARIABLE = "TRACKHOOK_RUN_LOG_STORE"
-CONFIG_VARIABLE = "TRACKHOOK_CONFIG"
-CHILD_VARIABLES = (RUN_ID_VARIABLE, TAG_VARIABLE, OWNER_VARIABLE, STORE_VARIABLE, CONFIG_VARIABLE)
-"""Every variable of ``Run.child_environment``."""
 
 
 def owner_token() -> str:

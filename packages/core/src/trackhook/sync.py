@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from trackhook import formats
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
 from trackhook.delivery import TrackerWorker, wait_for_workers
-from trackhook.errors import ConfigError
+from trackhook.errors import ConfigError, UnknownRunError
 from trackhook.formats import FormatTooNewError
 from trackhook.index import ValueIndex, index_folder, remove_abandoned_indexes
 from trackhook.records import RunInfo, Status
@@ -39,8 +40,9 @@ from trackhook.runlog import (
 )
 from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
+from trackhook.variables import CONFIG_VARIABLE
 
-__all__ = ["SYNC_TIMEOUT", "SyncResult", "sync_run", "sync_runs"]
+__all__ = ["SYNC_TIMEOUT", "SyncPlan", "SyncResult", "plan_sync", "sync_run", "sync_runs"]
 
 SYNC_TIMEOUT = 60.0
 """Seconds each tracker gets per run, at least, unless ``--timeout`` says otherwise.
@@ -81,12 +83,35 @@ def sync_runs(
     *,
     timeout: float | None = None,
 ) -> list[SyncResult]:
-    """Sync the given runs, or every run in the run log store."""
+    """Sync the given runs, or every run in the run log store; ``UnknownRunError`` names the
+    given run_ids the store does not hold, before any run is synced."""
+    return list(plan_sync(run_ids, config).results(timeout=timeout))
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """The runs one ``sync`` is about to deliver, with the configuration and store it reads:
+    ``trackhook sync`` shows its progress run by run through ``results``."""
+
+    loaded: LoadedConfig
+    store: RunStore
+    run_ids: list[str]
+
+    def results(self, *, timeout: float | None = None) -> Iterator[SyncResult]:
+        """Sync each run in turn, giving its result as soon as it is done."""
+        for run_id in self.run_ids:
+            yield sync_run(run_id, self.loaded, self.store, timeout=timeout)
+
+
+def plan_sync(run_ids: list[str] | None = None, config: ConfigSource = None) -> SyncPlan:
+    """Which runs to sync: those given, or every run in the run log store of ``config``."""
     loaded = load_config(config)
     store = RunStore(loaded.config.run_log_store)
-    return [
-        sync_run(run_id, loaded, store, timeout=timeout) for run_id in run_ids or store.run_ids()
-    ]
+    known = store.run_ids()
+    unknown = [run_id for run_id in run_ids or [] if run_id not in known]
+    if unknown:
+        raise UnknownRunError(unknown, store.root)
+    return SyncPlan(loaded, store, list(run_ids or known))
 
 
 def sync_run(
@@ -210,7 +235,7 @@ def _tracker_settings(
                 raise ConfigError(
                     f"run {document.get('run_id')!r} recorded tracker {item.get('name')!r} with "
                     "its secrets removed, so it cannot be rebuilt from the run log; pass the "
-                    "configuration: trackhook sync --config FILE (or set TRACKHOOK_CONFIG)"
+                    f"configuration: trackhook sync --config FILE (or set {CONFIG_VARIABLE})"
                 )
         unique: dict[str, dict[str, Any]] = {}
         for item in recorded:  # loaded in one session, not in another: listed twice
@@ -249,7 +274,7 @@ def _refuse_an_untrusted_store(
         f"{reason}, so the run log of run {run_id!r} may not be yours: trackhook sync does not "
         f"contact the trackers it names ({names}) with your credentials unless a configuration "
         "names them too; pass the configuration: trackhook sync --config FILE (or set "
-        "TRACKHOOK_CONFIG), or make the store writable by you alone (chmod go-w)"
+        f"{CONFIG_VARIABLE}), or make the store writable by you alone (chmod go-w)"
     )
 
 

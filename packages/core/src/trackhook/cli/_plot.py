@@ -7,10 +7,10 @@ single-point metrics, and keys named on the command line are drawn whatever thei
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
+from trackhook.cli._curves import Curve
 from trackhook.cli._errors import CommandError
 from trackhook.cli._runlogs import find_run, store_of
 
@@ -21,8 +21,8 @@ INSTALL_HINT = "pip install 'trackhook[plot]'"
 
 def plot_command(arguments: argparse.Namespace) -> int:
     run = find_run(store_of(arguments.config), arguments.run_id)
-    metrics = run.metrics
-    if not metrics:
+    metrics = run.curves(arguments.keys)
+    if not metrics and not arguments.keys:
         raise CommandError(
             f"run {run.run_id!r} has no metrics to plot",
             "a metric is a key whose every value is a number; `trackhook show` lists the values",
@@ -32,7 +32,7 @@ def plot_command(arguments: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(
             f"run {run.run_id!r} has no metric {', '.join(map(repr, unknown))}",
-            f"its metrics are: {', '.join(metrics)}",
+            f"its metrics are: {', '.join(run.curves()) or 'none'}",
         )
     out = Path(arguments.out or f"{run.run_id}.png")
     plot_metrics(run.run_id, {key: metrics[key] for key in keys}, out)
@@ -40,7 +40,7 @@ def plot_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _default_keys(run_id: str, metrics: dict[str, dict[int, float]], *, every: bool) -> list[str]:
+def _default_keys(run_id: str, metrics: dict[str, Curve], *, every: bool) -> list[str]:
     """The curves: metrics tracked at two steps or more; with ``every``, single points too.
 
     A single-point metric (a hyperparameter such as a learning rate, a final score) would be a
@@ -48,7 +48,7 @@ def _default_keys(run_id: str, metrics: dict[str, dict[int, float]], *, every: b
     """
     if every:
         return list(metrics)
-    curves = [key for key, steps in metrics.items() if len(steps) > 1]
+    curves = [key for key, curve in metrics.items() if curve.tracked > 1]
     if not curves:
         raise CommandError(
             f"run {run_id!r} has no metric tracked at more than one step",
@@ -57,18 +57,23 @@ def _default_keys(run_id: str, metrics: dict[str, dict[int, float]], *, every: b
     return curves
 
 
-def plot_metrics(title: str, metrics: dict[str, dict[int, float]], out: Path) -> None:
-    """One panel per metric, sharing the step axis, written as a PNG to ``out``."""
+def plot_metrics(title: str, metrics: dict[str, Curve], out: Path) -> None:
+    """One panel per metric, sharing the step axis, written as a PNG to ``out``.
+
+    A curve of more than ``CURVE_POINTS`` values arrives thinned (each bucket of steps keeps its
+    lowest and highest value): its panel says how many values it holds.
+    """
     pyplot = _pyplot()
     rows = len(metrics)
     figure, axes = pyplot.subplots(
         rows, 1, sharex=True, squeeze=False, figsize=(8, 1.2 + 2.2 * rows), layout="constrained"
     )
-    for axis, (key, steps) in zip(axes[:, 0], metrics.items(), strict=True):
-        xs = sorted(steps)
-        ys = [steps[step] if math.isfinite(steps[step]) else math.nan for step in xs]
-        axis.plot(xs, ys, marker="o" if len(xs) < 30 else None, linewidth=1.5)
+    for axis, (key, curve) in zip(axes[:, 0], metrics.items(), strict=True):
+        few = curve.tracked < 30
+        axis.plot(curve.steps, curve.values, marker="o" if few else None, linewidth=1.5)
         axis.set_ylabel(key)
+        if curve.tracked > len(curve.steps):
+            axis.set_title(f"{curve.tracked} values, lowest and highest of each bucket", fontsize=8)
         axis.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     figure.suptitle(title)

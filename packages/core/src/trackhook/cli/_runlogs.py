@@ -13,13 +13,14 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from trackhook import formats
+from trackhook.cli._curves import Curve, Thinning
 from trackhook.cli._errors import CommandError
 
 __all__ = ["TREND_WIDTH", "KeySummary", "RunView", "find_run", "load_runs", "store_of"]
@@ -199,20 +200,39 @@ class RunView:
             self.loaded_metrics = read_run_log(self.path).get(formats.METRICS) or {}
         return self.loaded_metrics
 
-    @property
-    def metrics(self) -> dict[str, dict[int, float]]:
-        """The keys whose every value is a number: ``key -> step -> value``."""
-        return {
-            key: steps
-            for key, steps in self.values.items()
-            if all(type(value) in (int, float) for value in steps.values())
-        }
+    def curves(self, keys: Collection[str] = ()) -> dict[str, Curve]:
+        """The metrics (keys whose every value is a number), or those of ``keys`` that are, each
+        thinned to at most ``CURVE_POINTS`` points: bounded memory, however long the run.
 
-    @property
-    def params(self) -> dict[str, dict[int, Any]]:
-        """Every other key: ``key -> step -> value``."""
-        metrics = self.metrics
-        return {key: steps for key, steps in self.values.items() if key not in metrics}
+        Two passes over each key: the first counts its values and checks they are numbers, the
+        second thins them.
+        """
+        from trackhook.values import flatten
+
+        curves: dict[str, Curve] = {}
+        for key, steps in self._keys():
+            counted: dict[str, int] = {}
+            numeric: set[str] = set()
+            for _, value in steps():
+                for dotted, leaf in flatten(key, value):
+                    if dotted not in counted:
+                        numeric.add(dotted)
+                    counted[dotted] = counted.get(dotted, 0) + 1
+                    if type(leaf) not in (int, float):
+                        numeric.discard(dotted)
+            drawn = {
+                dotted: Thinning(dotted, counted[dotted])
+                for dotted in counted
+                if dotted in numeric and (not keys or dotted in keys)
+            }
+            if not drawn:
+                continue
+            for step, value in steps():
+                for dotted, leaf in flatten(key, value):
+                    if dotted in drawn:
+                        drawn[dotted].add(step, leaf)
+            curves.update((dotted, thinning.curve) for dotted, thinning in drawn.items())
+        return curves
 
 
 class _Summing:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trackhook.testing import RecordingTracker, recording
+from trackhook.variables import CONFIG_VARIABLE, OWNER_VARIABLE, RUN_ID_VARIABLE, TAG_VARIABLE
 
 __all__ = ["trackhook_recorder"]
 
@@ -28,8 +29,8 @@ def trackhook_recorder(
         "delivery:\n  interval: 0.01\n",
         encoding="utf-8",
     )
-    monkeypatch.setenv("TRACKHOOK_CONFIG", str(config))
-    for name in ("TRACKHOOK_RUN_ID", "TRACKHOOK_TAG", "TRACKHOOK_RUN_OWNER"):
+    monkeypatch.setenv(CONFIG_VARIABLE, str(config))
+    for name in (RUN_ID_VARIABLE, TAG_VARIABLE, OWNER_VARIABLE):
         monkeypatch.delenv(name, raising=False)
     with recording() as recorder:
         yield recorder

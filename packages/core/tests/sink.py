@@ -48,13 +48,17 @@ class SinkTracker:
             counter.write_text(str(failures + 1))
             raise ConnectionError(f"sink unavailable (failure {failures + 1})")
         self._append(
-            [{"key": m.key, "value": m.value, "step": m.step, "pid": os.getpid()} for m in metrics]
-            + [{"key": p.key, "value": p.value, "step": p.step, "pid": os.getpid()} for p in params]
+            [_line("metric", m.key, m.value, m.step) for m in metrics]
+            + [_line("param", p.key, p.value, p.step) for p in params]
         )
 
     @trackhook.hookimpl
     def trackhook_close_run(self, run: trackhook.RunInfo, status: str) -> None:
         self._append([{"closed": run.run_id, "status": status}])
+
+
+def _line(kind: str, key: str, value: Any, step: int) -> dict[str, Any]:
+    return {"kind": kind, "key": key, "value": value, "step": step, "pid": os.getpid()}
 
 
 def read_sink(path: Path) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -68,8 +69,43 @@ def read_sink(path: Path) -> list[dict[str, Any]]:
 
 
 def values_of(path: Path) -> list[tuple[str, Any, int]]:
-    return [(r["key"], r["value"], r["step"]) for r in read_sink(path) if "key" in r]
+    return [
+        (r["key"], r["value"], r["step"])
+        for r in read_sink(path)
+        if "key" in r and r.get("kind") != "file"
+    ]
 
 
 def closes_of(path: Path) -> list[str]:
     return [r["status"] for r in read_sink(path) if "closed" in r]
+
+
+class FileSinkTracker(SinkTracker):
+    """A sink that also takes files: one line per file, with the SHA-256 of what it read."""
+
+    @trackhook.hookimpl
+    def trackhook_log_file(self, run: trackhook.RunInfo, file: trackhook.FileRecord) -> None:
+        counter = self.path.with_suffix(".failures")
+        failures = int(counter.read_text()) if counter.exists() else 0
+        if failures < self.config.fail_first:
+            counter.write_text(str(failures + 1))
+            raise ConnectionError(f"sink unavailable (failure {failures + 1})")
+        content = file.path.read_bytes()
+        self._append(
+            [
+                {
+                    "kind": "file",
+                    "key": file.key,
+                    "step": file.step,
+                    "name": file.name,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "recorded_sha256": file.sha256,
+                    "size": len(content),
+                    "pid": os.getpid(),
+                }
+            ]
+        )
+
+
+def files_of(path: Path) -> list[dict[str, Any]]:
+    return [line for line in read_sink(path) if line.get("kind") == "file"]

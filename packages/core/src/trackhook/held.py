@@ -25,7 +25,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ __all__ = [
     "held_usage",
     "hold_all",
     "is_file_record",
+    "leaves_of",
     "safe_file_name",
 ]
 
@@ -203,6 +204,16 @@ def is_file_record(value: object) -> TypeGuard[dict[str, Any]]:
         and type(size) is int
         and size >= 0
     )
+
+
+def leaves_of(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """``values.flatten`` for the run log's values, which name no files: a held file's record is
+    known by its shape, and is a leaf."""
+    if type(value) is dict and not is_file_record(value):
+        for inner_key, inner in value.items():
+            yield from leaves_of(f"{key}.{inner_key}", inner)
+    else:
+        yield key, value
 
 
 def held_path(store_root: Path, record: Mapping[str, Any]) -> Path:

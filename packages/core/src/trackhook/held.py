@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
@@ -38,7 +39,6 @@ from trackhook.limits import is_normal_path
 
 __all__ = [
     "ContentHolder",
-    "HeldFiles",
     "held_path",
     "held_usage",
     "hold_all",
@@ -151,17 +151,9 @@ class ContentHolder:
                 held.path.parent.rmdir()
 
 
-@dataclass
-class HeldFiles:
-    """A call's values with its files held: the values for the spool, and the keys of files."""
-
-    values: dict[str, Any]
-    keys: list[str]
-
-
-def hold_all(holder: ContentHolder, values: dict[str, Any], keys: list[str]) -> HeldFiles:
-    """``values`` with each file or image at ``keys`` (dotted, as ``values.flatten`` yields them)
-    replaced by its held record; all or nothing: a failure removes what the call held."""
+def hold_all(holder: ContentHolder, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each file or image replaced by its held record; all or nothing: a failure
+    removes what the call held."""
     done: list[_Held] = []
 
     def held(key: str, content: TrackedContent) -> dict[str, Any]:
@@ -170,12 +162,11 @@ def hold_all(holder: ContentHolder, values: dict[str, Any], keys: list[str]) -> 
         return item.record
 
     try:
-        replaced = {key: _replace(key, value, held) for key, value in values.items()}
+        return {key: _replace(key, value, held) for key, value in values.items()}
     except BaseException:
         for item in done:
             holder.forget(item)
         raise
-    return HeldFiles(replaced, keys)
 
 
 def _replace(key: str, value: Any, held: Callable[[str, TrackedContent], dict[str, Any]]) -> Any:
@@ -243,8 +234,6 @@ def held_usage(store_root: Path, run_id: str) -> dict[str, Any] | None:
 
 
 def _is_regular_file(descriptor: int) -> bool:
-    import stat
-
     return stat.S_ISREG(os.fstat(descriptor).st_mode)
 
 

@@ -326,3 +326,14 @@ def test_a_joined_child_process_holds_its_files_in_the_owners_store(tmp_path: Pa
         subprocess.run([sys.executable, "-c", child], check=True, cwd=tmp_path, env=env)
     assert recorder.files() == {("made", 1): content}
     assert RunStore(STORE).spool_files("joined")
+
+
+def test_a_store_that_cannot_hold_files_warns_and_tracks_the_calls_other_values() -> None:
+    path, _ = a_file()
+    with recording() as recorder, trackhook.start_run("no-room", config=recording_config()) as run:
+        (STORE / "no-room" / "files").write_text("a file where the folder belongs")
+        with pytest.warns(trackhook.TrackhookWarning, match="could not hold the files"):
+            trackhook.track_this(step=1, checkpoint=trackhook.File(path), loss=0.5)
+    assert recorder.file_records() == []
+    assert recorder.metrics("loss") == {1: 0.5}
+    assert run.user_defined_metrics == {"loss": {"1": 0.5}}

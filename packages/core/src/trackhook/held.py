@@ -76,7 +76,6 @@ class ContentHolder:
     """Copies tracked content into ``<store>/<run_id>/files`` (see the module's documentation)."""
 
     def __init__(self, store_root: Path, run_id: str) -> None:
-        self._root = store_root
         self._folder = store_root / run_id / FILES_FOLDER
         self._relative = f"{run_id}/{FILES_FOLDER}"
 

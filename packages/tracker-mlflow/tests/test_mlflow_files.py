@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
+import trackhook
 from trackhook import FileRecord, RunInfo, TrackhookWarning, ValuesRejected
 from trackhook.records import FileKind
 from trackhook_mlflow import MlflowConfig, MlflowTracker
@@ -188,3 +189,28 @@ def test_without_pillow_an_image_is_kept_as_a_file_and_the_user_warned(
         "plot/step_1/p.png"
     ]
     assert _images(client, mlflow_run_id) == []
+
+
+def test_files_and_images_tracked_with_track_this_land_in_the_mlflow_run(
+    run_in_mlflow: Any, tracking_uri: str, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "epoch-5.pt"
+    checkpoint.write_bytes(b"weights of epoch 5")
+    pixels = np.random.default_rng(5).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+
+    def body() -> None:
+        trackhook.track_this(
+            step=5, checkpoint=trackhook.File(checkpoint), eval={"grid": trackhook.Image(pixels)}
+        )
+        checkpoint.write_bytes(b"overwritten after tracking")
+
+    _, mlflow_run = run_in_mlflow(body)
+    client = MlflowClient(tracking_uri)
+    mlflow_run_id = mlflow_run.info.run_id
+    stored = client.download_artifacts(mlflow_run_id, "checkpoint/step_5/epoch-5.pt", tmp_path)
+    assert Path(stored).read_bytes() == b"weights of epoch 5"
+    (image,) = [path for path in _images(client, mlflow_run_id) if path.endswith(".png")]
+    assert image.startswith("images/eval.grid+step+5+")
+    assert (
+        _pixels(Path(client.download_artifacts(mlflow_run_id, image, tmp_path))) == pixels
+    ).all()

@@ -35,7 +35,7 @@ from trackhook.errors import warn_in_background
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["IMAGE_KEY_RULE", "FileLogger", "artifact_folder"]
+__all__ = ["IMAGE_KEY_RULE", "FileLogger", "artifact_folder", "log_artifact_file"]
 
 IMAGE_KEY_RULE = TrackerLimits(key_chars=r"[a-zA-Z0-9_\-./ ]", max_key_length=250, path_keys=True)
 """What ``log_image`` accepts as a key (ASCII only, unlike metric keys): a key outside it is

@@ -97,7 +97,8 @@ class ContentHolder:
 
     def _hold_file(self, key: str, path: Path, kind: str) -> _Held:
         try:
-            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO given by mistake is refused below instead of waiting for a writer
+            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as error:
             raise InvalidValueError(key, f"{str(path)!r} cannot be read: {_why(error)}") from None
         try:

@@ -75,7 +75,8 @@ class ParamRecord:
 
 
 FileKind = Literal["file", "image"]
-"""What a tracked file is: ``"image"`` for ``trackhook.Image`` (a PNG), ``"file"`` for the rest."""
+"""What a tracked file is: ``"image"`` for ``trackhook.Image`` (a PNG, or the JPEG given),
+``"file"`` for ``trackhook.File``."""
 
 
 @dataclass(slots=True)

@@ -263,7 +263,7 @@ class SpoolWriter:
         data = (self._dumps(line) + "\n").encode("ascii")
         with self._lock:
             if self._failing and self._pending_bytes + len(data) > _MAX_HELD_BYTES:
-                self._drop(values)
+                self._drop(line)
                 return
             self._pending.append(data)
             self._pending_bytes += len(data)
@@ -391,14 +391,14 @@ class SpoolWriter:
             f"space or fix the folder (error: {error})"
         )
 
-    def _drop(self, values: dict[str, Any]) -> None:
+    def _drop(self, line: dict[str, Any]) -> None:
         if not self.lost_values:
             warn_in_background(
                 f"the spool in {self.path.parent.absolute()} still cannot be written "
                 f"({self.error}) and {_MAX_HELD_BYTES / 2**20:.3g} MiB of values are held: newer "
                 "values are dropped, and counted in the run log"
             )
-        self.lost_values += _count_leaves(values)
+        self.lost_values += _count_leaves(line)
 
 
 def _cause(error: OSError) -> str:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from trackhook import FileRecord, TrackerLimits, ValuesRejected
 from trackhook.errors import warn_in_background
+from trackhook.held import safe_file_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -41,7 +42,6 @@ IMAGE_KEY_RULE = TrackerLimits(key_chars=r"[a-zA-Z0-9_\-./ ]", max_key_length=25
 """What ``log_image`` accepts as a key (ASCII only, unlike metric keys): a key outside it is
 renamed by the core's rule (``précision`` → ``pr_cision_<8 hex digits>``)."""
 
-_NAME_RULE = TrackerLimits(key_chars=r"[^/\\\x00:]", max_key_length=200, path_keys=True)
 # MLflow's image file names: <key with "/" as "~" (older MLflow: "#")>, then step, timestamp and
 # a uuid, separated by "+" (older MLflow: "%"); the preview adds "+compressed" and is a .webp.
 _IMAGE_NAME = re.compile(
@@ -126,7 +126,7 @@ def log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord
     name: it is uploaded through a link of the right name in a temporary folder (a copy where
     links are not allowed), never renamed or changed itself.
     """
-    name = _NAME_RULE.storable_key(file.name)
+    name = safe_file_name(file.name)  # as the core names it: one plain name
     if Path(file.path).name == name:  # how the core holds content: <sha256>/<name>
         client.log_artifact(mlflow_run_id, str(file.path), artifact_folder(file))
         return

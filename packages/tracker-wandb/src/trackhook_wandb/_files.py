@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from trackhook import FileRecord, TrackerLimits, ValuesRejected
 from trackhook.errors import warn_in_background
+from trackhook.held import safe_file_name
 from trackhook_wandb._mapping import STEP_METRIC
 
 if TYPE_CHECKING:
@@ -35,16 +36,15 @@ __all__ = ["FileLogger", "run_file_path"]
 
 # The run file's folder is the key, as a relative path that stays inside the run's folder: W&B
 # stores any key, so one that is not a normal path ("../x", "/abs", "a//b") is renamed by the
-# core's rule into one plain name, as is a file name that is not one.
-# Glob characters too: run.save expands its argument as a pattern.
+# core's rule into one plain name; so is one with glob characters, as run.save expands its argument
+# as a pattern. The file name is made one plain name as the core makes it (``safe_file_name``).
 _FOLDER_RULE = TrackerLimits(key_chars=r"[^\\\x00:*?\[\]]", max_key_length=200, path_keys=True)
-_NAME_RULE = TrackerLimits(key_chars=r"[^/\\\x00:*?\[\]]", max_key_length=200, path_keys=True)
 
 
 def run_file_path(file: FileRecord) -> str:
     """Where a tracked file is in the W&B run's files: ``<key>/step_<s>/<name>``."""
     folder = _FOLDER_RULE.storable_key(file.key)
-    return f"{folder}/step_{file.step}/{_NAME_RULE.storable_key(file.name)}"
+    return f"{folder}/step_{file.step}/{safe_file_name(file.name)}"
 
 
 class FileLogger:

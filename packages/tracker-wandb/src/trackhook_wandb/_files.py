@@ -32,7 +32,7 @@ from trackhook_wandb._mapping import STEP_METRIC
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["FileLogger", "run_file_path"]
+__all__ = ["FileLogger", "log_image", "run_file_path", "save_run_file"]
 
 # The run file's folder is the key, as a relative path that stays inside the run's folder: W&B
 # stores any key, so one that is not a normal path ("../x", "/abs", "a//b") is renamed by the

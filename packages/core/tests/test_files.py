@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -326,3 +327,39 @@ def test_a_joined_child_process_holds_its_files_in_the_owners_store(tmp_path: Pa
         subprocess.run([sys.executable, "-c", child], check=True, cwd=tmp_path, env=env)
     assert recorder.files() == {("made", 1): content}
     assert RunStore(STORE).spool_files("joined")
+
+
+def test_a_store_that_cannot_hold_files_warns_and_tracks_the_calls_other_values() -> None:
+    path, _ = a_file()
+    with recording() as recorder, trackhook.start_run("no-room", config=recording_config()) as run:
+        (STORE / "no-room" / "files").write_text("a file where the folder belongs")
+        with pytest.warns(trackhook.TrackhookWarning, match="could not hold the files"):
+            trackhook.track_this(step=1, checkpoint=trackhook.File(path), loss=0.5)
+    assert recorder.file_records() == []
+    assert recorder.metrics("loss") == {1: 0.5}
+    assert run.user_defined_metrics == {"loss": {"1": 0.5}}
+
+
+REFLINK_DIR = os.environ.get("TRACKHOOK_TEST_REFLINK_DIR")
+
+
+@pytest.mark.skipif(
+    not REFLINK_DIR, reason="set TRACKHOOK_TEST_REFLINK_DIR to a folder on Btrfs or XFS"
+)
+def test_on_a_file_system_with_reflinks_a_file_is_held_without_copying_its_blocks() -> None:
+    assert REFLINK_DIR is not None
+    folder = Path(REFLINK_DIR) / f"reflink-{os.getpid()}"
+    folder.mkdir()
+    path, content = a_file(str(folder / "big.bin"), 64 << 20)
+    os.sync()
+    free_before = shutil.disk_usage(folder).free
+    config = {**recording_config(), "run_log_store": str(folder / "store")}
+    with recording() as recorder, trackhook.start_run("reflinked", config=config):
+        trackhook.track_this(checkpoint=trackhook.File(path))
+        os.sync()
+        taken = free_before - shutil.disk_usage(folder).free
+        with open(path, "r+b") as file:  # in place: the held blocks must not change with it
+            file.write(b"\0" * (1 << 20))
+    assert taken < 8 << 20, f"holding 64 MB took {taken} bytes: the blocks were copied"
+    assert recorder.files() == {("checkpoint", 0): content}
+    shutil.rmtree(folder)

@@ -180,11 +180,14 @@ def track_this(step: int = 0, **values: Any) -> None:
     """Track ``values`` at ``step`` in the active run (opened from the environment if none is).
 
     A value may be an int, float, str, bool, None, a list, a nested dict or a pydantic model.
-    Numbers become metrics; anything else becomes a parameter. Returns at once: the trackers
-    receive the values in the background.
+    Numbers become metrics; anything else becomes a parameter. A ``trackhook.File`` or
+    ``trackhook.Image`` (at a key or in a dict) is held in the run store before this returns: the
+    caller pays its copy (or PNG encoding), and changing the original afterwards changes nothing.
+    Returns at once otherwise: the trackers receive the values in the background.
 
-    :raises trackhook.InvalidValueError: a value cannot be tracked or the step is not a
-        non-negative int; nothing of this call is recorded, and earlier values are kept.
+    :raises trackhook.InvalidValueError: a value cannot be tracked (a file or image that cannot be
+        read, named with its path) or the step is not a non-negative int; nothing of this call is
+        recorded, and earlier values are kept.
     """
     _current_run().track(step, values)
 

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
@@ -38,7 +39,6 @@ from trackhook.limits import is_normal_path
 
 __all__ = [
     "ContentHolder",
-    "HeldFiles",
     "held_path",
     "held_usage",
     "hold_all",
@@ -151,17 +151,9 @@ class ContentHolder:
                 held.path.parent.rmdir()
 
 
-@dataclass
-class HeldFiles:
-    """A call's values with its files held: the values for the spool, and the keys of files."""
-
-    values: dict[str, Any]
-    keys: list[str]
-
-
-def hold_all(holder: ContentHolder, values: dict[str, Any], keys: list[str]) -> HeldFiles:
-    """``values`` with each file or image at ``keys`` (dotted, as ``values.flatten`` yields them)
-    replaced by its held record; all or nothing: a failure removes what the call held."""
+def hold_all(holder: ContentHolder, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with each file or image replaced by its held record; all or nothing: a failure
+    removes what the call held."""
     done: list[_Held] = []
 
     def held(key: str, content: TrackedContent) -> dict[str, Any]:
@@ -170,12 +162,11 @@ def hold_all(holder: ContentHolder, values: dict[str, Any], keys: list[str]) -> 
         return item.record
 
     try:
-        replaced = {key: _replace(key, value, held) for key, value in values.items()}
+        return {key: _replace(key, value, held) for key, value in values.items()}
     except BaseException:
         for item in done:
             holder.forget(item)
         raise
-    return HeldFiles(replaced, keys)
 
 
 def _replace(key: str, value: Any, held: Callable[[str, TrackedContent], dict[str, Any]]) -> Any:
@@ -243,33 +234,73 @@ def held_usage(store_root: Path, run_id: str) -> dict[str, Any] | None:
 
 
 def _is_regular_file(descriptor: int) -> bool:
-    import stat
-
     return stat.S_ISREG(os.fstat(descriptor).st_mode)
 
 
 def _clone_or_copy(key: str, path: Path, source: int, out: int) -> _Digest | None:
     """Share the source's blocks (a reflink) where the file system can, else copy and hash them
-    in one pass."""
+    in one pass.
+
+    After a reflink, the original is hashed rather than the clone: its pages are usually in
+    memory (a checkpoint just saved), the clone's never are. That digest is the clone's only if
+    the original did not change from before the clone to after the hash; otherwise ``None`` says
+    to hash the clone itself.
+    """
+    before = os.fstat(source)
     try:
         fcntl.ioctl(out, _FICLONE, source)
-        return None
     except OSError:
-        pass  # not supported here (ext4, tmpfs, another file system): copy
+        return _copy(key, path, source, out)  # no reflinks here (ext4, tmpfs, ...): copy
+    try:
+        seen = _pass_over(source, None)
+    except _UnreadableSource:
+        return None  # the clone is whole: hash it instead
+    return seen if _same_version(before, os.fstat(source)) else None
+
+
+def _copy(key: str, path: Path, source: int, out: int) -> _Digest:
+    try:
+        return _pass_over(source, out)
+    except _UnreadableSource as error:
+        reason = f"{str(path)!r} cannot be read: {_why(error.cause)}"
+        raise InvalidValueError(key, reason) from None
+
+
+class _UnreadableSource(Exception):
+    def __init__(self, cause: OSError) -> None:
+        self.cause = cause
+
+
+def _pass_over(source: int, out: int | None) -> _Digest:
+    """Hash ``source`` from its start, writing it to ``out`` on the way if given.
+
+    Raises ``_UnreadableSource`` when ``source`` cannot be read, and ``OSError`` when ``out``
+    cannot be written.
+    """
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(_CHUNK)
     while True:
         try:
-            count = os.readv(source, [buffer])
+            count = os.preadv(source, [buffer], size)
         except OSError as error:
-            raise InvalidValueError(key, f"{str(path)!r} cannot be read: {_why(error)}") from None
+            raise _UnreadableSource(error) from error
         if not count:
             return digest.hexdigest(), size
         chunk = memoryview(buffer)[:count]
         digest.update(chunk)
-        _write_all(out, chunk)
+        if out is not None:
+            _write_all(out, chunk)
         size += count
+
+
+def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether a file was not written between two ``fstat`` calls (by its times and size)."""
+    return (before.st_mtime_ns, before.st_ctime_ns, before.st_size) == (
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+        after.st_size,
+    )
 
 
 def _write_bytes(data: bytes, out: int) -> _Digest:

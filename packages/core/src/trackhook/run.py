@@ -260,7 +260,7 @@ class Run:
         warning names the folder and the cause.
         """
         try:
-            return hold_all(ContentHolder(self._store.root, self.run_id), clean, files).values
+            return hold_all(ContentHolder(self._store.root, self.run_id), clean)
         except OSError as error:
             warn_in_background(
                 f"could not hold the files tracked at {', '.join(map(repr, files))} in "

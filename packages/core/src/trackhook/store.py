@@ -9,6 +9,8 @@
       .<run_id>.sync.lock                  held by the one `trackhook sync` of that run
       <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.v3.jsonl   every tracked value, one file a process
                                                    (its format in its name: ``trackhook.formats``)
+      <run_id>/files/<sha256>/<name>       the content of each tracked file and image
+                                                   (``trackhook.held``)
       <run_id>/delivery/<tracker>/<spool>.offset   how far that tracker has received that file
                                                    (a ``SpoolPosition``, as versioned JSON)
       <run_id>/delivery/<tracker>/<spool>.lock     held by the process delivering that file

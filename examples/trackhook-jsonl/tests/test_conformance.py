@@ -31,6 +31,10 @@ class TestJsonLinesConformance(TrackerConformance):
                 reported.metrics.setdefault(event["key"], {})[event["step"]] = event["value"]
             elif event["event"] == "param":
                 reported.params[event["key"]] = event["value"]
+            elif event["event"] == "file":
+                stored = Path(event["copy"]).read_bytes()
+                reported.files = reported.files or {}
+                reported.files.setdefault(event["key"], {})[event["step"]] = stored
             elif event["event"] == "close":
                 reported.status = event["status"]
         return reported

@@ -41,8 +41,11 @@ def _free_port() -> int:
 class MlflowServer:
     """One ``mlflow server`` process group with a sqlite backend in ``folder``; restartable."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *, proxied: bool = False) -> None:
         self.folder = folder
+        self.proxied = proxied
+        """Serve artifacts (``mlflow-artifacts:/``, uploaded over HTTP) instead of letting clients
+        write them into the server's artifact folder themselves."""
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -59,8 +62,11 @@ class MlflowServer:
             "server",
             "--backend-store-uri",
             f"sqlite:///{self.folder / 'server.db'}",
-            "--default-artifact-root",
-            str(self.folder / "artifacts"),
+            *(
+                ["--artifacts-destination", str(self.folder / "served-artifacts")]
+                if self.proxied
+                else ["--default-artifact-root", str(self.folder / "artifacts")]
+            ),
             "--host",
             "127.0.0.1",
             "--port",
@@ -155,6 +161,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 
 @pytest.fixture(scope="session")
+def proxied_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A server that proxies artifacts (``mlflow-artifacts:/``), as ``mlflow server`` does when
+    no artifact root is given."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-proxied"), proxied=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("mlflow-sqlite")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -174,6 +190,18 @@ def tracking_uri(request: pytest.FixtureRequest) -> str:
     """Each mapping test runs against the tracking server and against the sqlite store."""
     if request.param == "server":
         server: MlflowServer = request.getfixturevalue("mlflow_server")
+        return server.url
+    uri: str = request.getfixturevalue("sqlite_uri")
+    return uri
+
+
+@pytest.fixture(params=["server", "proxied", "sqlite"])
+def artifact_tracking_uri(request: pytest.FixtureRequest) -> str:
+    """Tests of artifacts run against each way MLflow stores them: written by the client into
+    the server's folder, uploaded to a server that proxies them, or in a local folder (sqlite)."""
+    servers = {"server": "mlflow_server", "proxied": "proxied_mlflow_server"}
+    if request.param in servers:
+        server: MlflowServer = request.getfixturevalue(servers[request.param])
         return server.url
     uri: str = request.getfixturevalue("sqlite_uri")
     return uri

@@ -41,6 +41,8 @@ class RunFolder:
     scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """``tag -> [(step, value), ...]`` in the order written."""
     texts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    images: dict[str, list[tuple[int, int, int, bytes]]] = field(default_factory=dict)
+    """``tag -> [(step, width, height, encoded image), ...]`` as the IMAGES tab reads them."""
     hparams: dict[str, Any] = field(default_factory=dict)
     """The HPARAMS session's hparams (TensorBoard keeps the first session record of a folder)."""
     status: str | None = None
@@ -65,6 +67,10 @@ def read_run_folder(folder: Path) -> RunFolder:
             read.scalars[tag] = [(step, float(value.item())) for step, value in points]
         elif plugin == "text":
             read.texts[tag] = [(step, value.item().decode()) for step, value in points]
+        elif plugin == "images":  # [width, height, encoded image...] as byte strings
+            read.images[tag] = [
+                (step, int(value[0]), int(value[1]), value[2]) for step, value in points
+            ]
     contents = run.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
     start = contents.get(hparams_metadata.SESSION_START_INFO_TAG)
     if start is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trackhook import (
+    FileRecord,
     MetricRecord,
     ParamRecord,
     RunInfo,
@@ -34,6 +35,7 @@ from trackhook import (
 )
 from trackhook.errors import warn_in_background
 from trackhook.redaction import redact_text
+from trackhook_mlflow._files import FileLogger
 from trackhook_mlflow.config import MlflowConfig
 
 if TYPE_CHECKING:
@@ -120,6 +122,14 @@ class MlflowTracker:
         self._runs: dict[str, _OpenRun] = {}
         # The delivery thread opens runs; the user's thread may ask for a client context first.
         self._lock = threading.Lock()
+        self._files = FileLogger()
+
+    @hookimpl
+    def trackhook_log_file(self, run: RunInfo, file: FileRecord) -> None:
+        """An image at its step (``log_image``), a file as the artifact ``<key>/step_<s>/<name>``
+        (see ``_files``)."""
+        state = self._state(run)
+        self._files.log(state.client, state.mlflow_run_id, file)
 
     @hookimpl
     def trackhook_open_run(self, run: RunInfo) -> Mapping[str, str]:

@@ -5,6 +5,8 @@
 - a parameter is a text summary at its step (the TEXT tab), under its stored key ``key_s``, the
   name of its hparam too: a key tracked as a number at one step and as text at another (``lr=None``
   then ``lr=0.1``) must not give one tag points of two kinds, which TensorBoard cannot show;
+- an image (``trackhook.Image``) is an image summary at its step (the IMAGES tab, with a step
+  slider): the PNG or JPEG as it was tracked, with its size and colour space read from its header;
 - at close, the run's parameters become one HPARAMS session (``session_start_info`` with every
   parameter as an hparam ``key_s``, ``session_end_info`` with the status), written into a session
   file of its own that TensorBoard reads before the run's other files (``_sessions``). No
@@ -27,10 +29,12 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.text.summary_v2 import text_pb
 
-from trackhook import MetricRecord, ParamRecord, ParamValue, Status
+from trackhook import FileRecord, MetricRecord, ParamRecord, ParamValue, Status, ValuesRejected
 from trackhook.records import param_text
+from trackhook_tensorboard._images import image_header
 
 __all__ = [
+    "image_event",
     "scalar_event",
     "scalar_events",
     "session_events",
@@ -59,6 +63,26 @@ def text_event(tag: str, text: str, step: int, wall_time: float) -> Event:
 
 def text_events(params: Iterable[ParamRecord]) -> list[Event]:
     return [text_event(p.key, p.text, p.step, p.timestamp) for p in params]
+
+
+def image_event(file: FileRecord) -> Event:
+    """One image point: the tracked PNG or JPEG, unchanged, at its step.
+
+    :raises trackhook.ValuesRejected: when the content is neither a PNG nor a JPEG.
+    """
+    encoded = file.path.read_bytes()
+    header = image_header(encoded)
+    if header is None:
+        raise ValuesRejected(f"{file.name!r} is neither a PNG nor a JPEG, TensorBoard's images")
+    image = Summary.Image(
+        height=header.height,
+        width=header.width,
+        colorspace=header.colorspace,
+        encoded_image_string=encoded,
+    )
+    event = Event(wall_time=file.timestamp, step=file.step)
+    event.summary.value.add(tag=file.key, image=image)
+    return event
 
 
 def session_events(

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from trackhook import (
+    FileRecord,
     MetricRecord,
     ParamRecord,
     ParamValue,
     RunInfo,
     Status,
     TrackerLimits,
+    ValuesRejected,
     hookimpl,
 )
 from trackhook_tensorboard._config import TensorBoardConfig
@@ -47,6 +49,12 @@ LIMITS = TrackerLimits(
     reserved_keys=frozenset(
         {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
     ),
+)
+
+
+_NO_FILES = (
+    "TensorBoard shows images, not files: the file stays in the trackhook run store (its path is "
+    "in the run log; `trackhook show <run_id>` lists it)"
 )
 
 
@@ -86,6 +94,21 @@ class TensorBoardTracker:
         state = self._state(run)
         state.writer.add_events([*scalar_events(metrics), *text_events(params)])
         state.hparams.update((param.key, param.value) for param in params)
+
+    @hookimpl
+    def trackhook_log_file(self, run: RunInfo, file: FileRecord) -> None:
+        """An image as an image summary at its step (IMAGES tab).
+
+        TensorBoard has no place for other files: they are refused (``ValuesRejected``, the
+        hook's answer for "a type it cannot store"), so the run log counts them ``rejected``, with
+        the reason, and keeps them; nothing is dropped silently. See the README's "Files and
+        images".
+        """
+        from trackhook_tensorboard._events import image_event
+
+        if file.kind != "image":
+            raise ValuesRejected(_NO_FILES)
+        self._state(run).writer.add_events([image_event(file)])
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:

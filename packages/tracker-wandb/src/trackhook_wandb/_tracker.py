@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from trackhook import (
+    FileRecord,
     MetricRecord,
     ParamRecord,
     RunInfo,
@@ -21,6 +22,7 @@ from trackhook import (
     hookimpl,
 )
 from trackhook_wandb._config import WandbConfig
+from trackhook_wandb._files import FileLogger
 from trackhook_wandb._mapping import (
     RESERVED_KEYS,
     STEP_METRIC,
@@ -71,6 +73,7 @@ class WandbTracker:
         # has must not be logged twice.
         self._partial: dict[str, tuple[list[tuple[str, int, float]], int]] = {}
         self._lock = threading.Lock()
+        self._files = FileLogger()
 
     @hookimpl
     def trackhook_open_run(self, run: RunInfo) -> dict[str, str]:
@@ -100,6 +103,12 @@ class WandbTracker:
             except BaseException:
                 self._partial[run.run_id] = (_identity(metrics), index)
                 raise
+
+    @hookimpl
+    def trackhook_log_file(self, run: RunInfo, file: FileRecord) -> None:
+        """An image as media in a history row of its step, a file as the run file
+        ``<key>/step_<s>/<name>`` (see ``_files``)."""
+        self._files.log(self._run_of(run), file)
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:

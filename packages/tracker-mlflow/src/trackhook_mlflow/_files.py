@@ -1,0 +1,155 @@
+"""Files and images of a run as MLflow artifacts (``trackhook_log_file``).
+
+- **an image** goes through ``MlflowClient.log_image(key=..., step=...)``, MLflow's own API for
+  images at a step: MLflow stores it as ``images/<key>+step+<s>+timestamp+<ms>+<uuid>.png`` with a
+  small ``.webp`` preview beside it and tags the run ``mlflow.loggedImages``, and its UI shows the
+  key with a step slider. ``log_image`` takes a PIL image (and imports numpy), so images need
+  pillow and numpy: the extra ``trackhook-mlflow[images]``. Without them an image is stored as a
+  file (below), and the user is warned once: delivered, without the slider, rather than blocking
+  the run's later values behind a retry that cannot succeed until something is installed.
+- **a file** is the artifact ``<key>/step_<s>/<name>``. Uploading it again writes the same path,
+  so a file offered again after a failure is never stored twice.
+- ``log_image`` names each upload with a fresh uuid, so an image offered again after a failure
+  could be stored twice. An image whose upload failed in this process is therefore looked for in
+  the run's ``images/`` folder before it is offered again (by its key, step and tracking time,
+  which MLflow writes into the name); found complete (the image and its preview), it is not
+  uploaded again. A process that dies in the middle of an upload leaves no such memory: the
+  ``trackhook sync`` that delivers the image may then store a second copy at the same step.
+
+MLflow and pillow are imported inside the functions, on the delivery thread: importing this module
+(with the tracker) costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trackhook import FileRecord, TrackerLimits, ValuesRejected
+from trackhook.errors import warn_in_background
+from trackhook.held import safe_file_name
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["IMAGE_KEY_RULE", "FileLogger", "artifact_folder", "log_artifact_file"]
+
+IMAGE_KEY_RULE = TrackerLimits(key_chars=r"[a-zA-Z0-9_\-./ ]", max_key_length=250, path_keys=True)
+"""What ``log_image`` accepts as a key (ASCII only, unlike metric keys): a key outside it is
+renamed by the core's rule (``précision`` → ``pr_cision_<8 hex digits>``)."""
+
+# MLflow's image file names: <key with "/" as "~" (older MLflow: "#")>, then step, timestamp and
+# a uuid, separated by "+" (older MLflow: "%"); the preview adds "+compressed" and is a .webp.
+_IMAGE_NAME = re.compile(
+    r"(?P<key>.*)(?P<sep>[+%])step(?P=sep)(?P<step>\d+)(?P=sep)timestamp(?P=sep)(?P<ms>\d+)"
+    r"(?P=sep)(?P<uuid>[^+%]+?)(?P<preview>(?P=sep)compressed)?\.(?:png|webp)"
+)
+_IMAGES_FOLDER = "images"
+_IMAGES_EXTRA = "pip install 'trackhook-mlflow[images]'"
+
+
+def artifact_folder(file: FileRecord) -> str:
+    """The artifact folder of a tracked file: ``<key>/step_<s>`` (the key is already a normal
+    relative path, by the tracker's declared limits)."""
+    return f"{file.key}/step_{file.step}"
+
+
+class FileLogger:
+    """Stores the files and images of one tracker's runs; remembers images whose upload failed."""
+
+    def __init__(self) -> None:
+        self._failed_images: set[tuple[str, str, int, int]] = set()
+        self._warned_of_pillow = False
+
+    def log(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
+        """Store ``file`` in the MLflow run ``mlflow_run_id``: an image at its step, else a file."""
+        if file.kind == "image" and self._can_log_images():
+            self._log_image(client, mlflow_run_id, file)
+        else:
+            log_artifact_file(client, mlflow_run_id, file)
+
+    def _can_log_images(self) -> bool:
+        try:
+            import numpy  # noqa: F401  # log_image imports it, whatever the image
+            import PIL.Image  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return True
+        if not self._warned_of_pillow:
+            self._warned_of_pillow = True
+            warn_in_background(
+                "MLflow's log_image needs pillow and numpy, which are not installed: images are "
+                "stored as plain artifacts <key>/step_<s>/<name>, without MLflow's step slider; "
+                f"to show them at their step, {_IMAGES_EXTRA}"
+            )
+        return False
+
+    def _log_image(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
+        from PIL import UnidentifiedImageError
+        from PIL.Image import DecompressionBombError
+        from PIL.Image import open as open_image
+
+        key = IMAGE_KEY_RULE.storable_key(file.key)
+        millis = int(file.timestamp * 1000)
+        identity = (mlflow_run_id, key, file.step, millis)
+        if identity in self._failed_images and _image_stored(client, mlflow_run_id, identity):
+            client.set_tag(mlflow_run_id, MLFLOW_LOGGED_IMAGES, True, synchronous=True)
+            self._failed_images.discard(identity)
+            return
+        self._failed_images.add(identity)
+        try:
+            with open_image(file.path) as image:
+                client.log_image(
+                    mlflow_run_id,
+                    image,
+                    key=key,
+                    step=file.step,
+                    timestamp=millis,
+                    synchronous=True,
+                )
+        except (UnidentifiedImageError, DecompressionBombError) as error:
+            self._failed_images.discard(identity)
+            raise ValuesRejected(f"pillow cannot read {file.name!r} as an image") from error
+        self._failed_images.discard(identity)
+
+
+def log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
+    """Upload ``file`` as the artifact ``<key>/step_<s>/<name>`` (the same path on a retry).
+
+    MLflow names an uploaded file after the local one, and the run store's copy may have another
+    name: it is uploaded through a link of the right name in a temporary folder (a copy where
+    links are not allowed), never renamed or changed itself.
+    """
+    name = safe_file_name(file.name)  # as the core names it: one plain name
+    if Path(file.path).name == name:  # how the core holds content: <sha256>/<name>
+        client.log_artifact(mlflow_run_id, str(file.path), artifact_folder(file))
+        return
+    with tempfile.TemporaryDirectory(prefix="trackhook-mlflow-") as staging:
+        staged = Path(staging, name)
+        try:
+            os.symlink(Path(file.path).absolute(), staged)
+        except OSError:  # Windows without the privilege to link: copy
+            shutil.copyfile(file.path, staged)
+        client.log_artifact(mlflow_run_id, str(staged), artifact_folder(file))
+
+
+def _image_stored(
+    client: MlflowClient, mlflow_run_id: str, identity: tuple[str, str, int, int]
+) -> bool:
+    """Whether ``log_image`` already stored the image ``identity`` whole (image and preview)."""
+    _, key, step, millis = identity
+    parts: dict[str, set[bool]] = {}
+    for info in client.list_artifacts(mlflow_run_id, _IMAGES_FOLDER):
+        match = _IMAGE_NAME.fullmatch(info.path.rsplit("/", 1)[-1])
+        if match is None:
+            continue
+        same = (re.sub("[~#]", "/", match["key"]), int(match["step"]), int(match["ms"]))
+        if same == (key, step, millis):
+            parts.setdefault(match["uuid"], set()).add(match["preview"] is not None)
+    return any(found == {True, False} for found in parts.values())

@@ -148,6 +148,29 @@ def test_a_tracker_without_the_file_hook_counts_files_as_skipped(tmp_path: Path)
     assert (delivery["delivered"], delivery["skipped"], delivery["undelivered"]) == (1, 1, 0)
 
 
+class ImagesOnlyTracker(RecordingTracker):
+    limits = trackhook.TrackerLimits(file_kinds=frozenset({"image"}))
+
+
+def test_a_tracker_taking_images_only_gets_them_and_counts_the_other_files_skipped() -> None:
+    from trackhook.testing.conformance import _tiny_png
+
+    path, _ = a_file()
+    Path("sample.png").write_bytes(_tiny_png())
+    tracker = ImagesOnlyTracker()
+    with (
+        recording(tracker),
+        trackhook.start_run("images-only", config=recording_config()) as run,
+    ):
+        trackhook.track_this(
+            checkpoint=trackhook.File(path), sample=trackhook.Image("sample.png"), loss=0.5
+        )
+    assert tracker.files() == {("sample", 0): _tiny_png()}
+    (report,) = read_run_log(run.run_log_path)[formats.TRACKERS]
+    delivery = report[formats.TRACKER_DELIVERY]
+    assert (delivery["delivered"], delivery["skipped"], delivery["undelivered"]) == (2, 1, 0)
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [

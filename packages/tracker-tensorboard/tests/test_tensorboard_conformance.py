@@ -40,11 +40,8 @@ class TestTensorBoardConformance(TrackerConformance):
             params=stored.hparams,
             status=stored.status,
             tag=run_folder.parent.name,
-        )
-
-    def test_files_and_images_arrive_with_their_bytes_or_count_as_skipped(self) -> None:
-        pytest.skip(
-            "TensorBoard stores images but no other files (refused as rejected, see the README's "
-            "'Files and images'); the kit expects every file's bytes from a tracker with "
-            "trackhook_log_file: test_tensorboard_files.py checks both kinds instead"
+            files={
+                key: {step: content for step, _, _, content in images}
+                for key, images in stored.images.items()
+            },
         )

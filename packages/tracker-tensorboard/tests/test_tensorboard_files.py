@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,6 @@ def test_a_jpeg_is_written_as_tracked_with_the_size_of_its_header(
     assert read(Path("runs", "files", run_id)).images == {"photo": [(0, 41, 17, jpeg.read_bytes())]}
 
 
-def test_a_file_is_refused_as_a_type_tensorboard_cannot_store(run_id: str) -> None:
-    Path("epoch-1.pt").write_bytes(b"weights")
-    with pytest.raises(ValuesRejected, match="TensorBoard shows images, not files"):
-        _tracker().trackhook_log_file(
-            RunInfo(run_id, "files"), _record(Path("epoch-1.pt"), "checkpoint", 1, "file")
-        )
-
-
 def test_an_image_neither_png_nor_jpeg_is_refused(run_id: str) -> None:
     gif = io.BytesIO()
     Image.new("RGB", (4, 4)).save(gif, format="GIF")
@@ -89,13 +82,14 @@ def test_an_image_neither_png_nor_jpeg_is_refused(run_id: str) -> None:
         )
 
 
-def test_tracked_images_land_in_tensorboard_and_files_are_counted_rejected(
+def test_tracked_images_land_in_tensorboard_and_files_are_counted_skipped(
     read: Read, run_id: str
 ) -> None:
     Path("epoch-5.pt").write_bytes(b"weights of epoch 5")
     pixels = np.random.default_rng(5).integers(0, 256, size=(16, 24, 3), dtype=np.uint8)
     config = {"experiment_tracker": {"type": "tensorboard", "config": {}}}
-    with pytest.warns(trackhook.TrackhookWarning, match="refused 'checkpoint'"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a file TensorBoard has no place for is no failure
         with trackhook.start_run(run_id=run_id, tag="files", config=config):
             trackhook.track_this(
                 step=5,
@@ -111,6 +105,5 @@ def test_tracked_images_land_in_tensorboard_and_files_are_counted_rejected(
     assert stored.scalars == {"loss": [(5, 0.5)]}
     log = json.loads(Path(".run_log_store", f"{run_id}.json").read_text(encoding="utf-8"))
     delivery = log["experiment_trackers"][0]["delivery"]
-    assert (delivery["delivered"], delivery["rejected"]) == (2, 1)
-    assert delivery["rejected_keys"] == ["checkpoint"]
+    assert (delivery["delivered"], delivery["skipped"], delivery["rejected"]) == (2, 1, 0)
     assert log["user_defined_metrics"]["checkpoint"]["5"]["name"] == "epoch-5.pt"

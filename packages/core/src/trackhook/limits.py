@@ -16,6 +16,9 @@ the same rules to every tracker, built-in or third-party, so that no adapter re-
   travels in ``ParamRecord.full_value`` so the tracker can store it elsewhere.
 - **batches**: ``max_metrics_per_batch``, ``max_params_per_batch`` and ``max_values_per_batch``
   bound each ``trackhook_log_batch`` call.
+- **file kinds**: ``file_kinds`` says which kinds of tracked file ``trackhook_log_file`` takes
+  (TensorBoard shows images and has no place for other files); the others are counted
+  ``skipped``, as for a tracker without the hook.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import re
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
+
+from trackhook.records import FileKind
 
 __all__ = ["TRUNCATION_MARK", "TighterLimitsRequired", "TrackerLimits", "is_normal_path"]
 
@@ -53,6 +58,9 @@ class TrackerLimits:
     path_keys: bool = False
     """Keys are paths that must already be normal (``is_normal_path``; MLflow). A key that is not
     is renamed, its ``/`` and leading dots becoming ``_``: a renamed key is one plain name."""
+    file_kinds: frozenset[FileKind] = frozenset({"file", "image"})
+    """The kinds of file (``FileRecord.kind``) that the tracker's ``trackhook_log_file`` takes;
+    files of the other kinds never reach it and are counted ``skipped``."""
 
     @cached_property
     def _forbidden(self) -> re.Pattern[str] | None:

@@ -22,7 +22,7 @@ from trackhook._markers import PROJECT_NAME
 from trackhook.config import LoadedConfig, TrackerSettings, describe_validation_error
 from trackhook.errors import ConfigError, TrackerLoadError, warn_in_background
 from trackhook.limits import TrackerLimits
-from trackhook.records import FileRecord, MetricRecord, ParamRecord, RunInfo, Status
+from trackhook.records import FileKind, FileRecord, MetricRecord, ParamRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
 from trackhook.registry import TrackerFactory, load_tracker_class
 
@@ -39,7 +39,12 @@ __all__ = [
 class TrackerHooks:
     """One method per hook, reaching one tracker only."""
 
-    def __init__(self, manager: pluggy.PluginManager, plugin: object) -> None:
+    def __init__(
+        self,
+        manager: pluggy.PluginManager,
+        plugin: object,
+        file_kinds: frozenset[FileKind] = frozenset({"file", "image"}),
+    ) -> None:
         others = [other for other in manager.get_plugins() if other is not plugin]
         hook = manager.hook
         self._open = manager.subset_hook_caller("trackhook_open_run", others)
@@ -63,6 +68,8 @@ class TrackerHooks:
         self.receives_metrics = self.batches or "trackhook_log_metric" in implemented
         self.receives_params = self.batches or "trackhook_log_param" in implemented
         self.receives_files = "trackhook_log_file" in implemented
+        self.file_kinds = file_kinds if self.receives_files else frozenset()
+        """The kinds of file its ``trackhook_log_file`` takes (``TrackerLimits.file_kinds``)."""
         self.receives_values = self.receives_metrics or self.receives_params or self.receives_files
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
@@ -72,14 +79,14 @@ class TrackerHooks:
             return self.receives_metrics
         if isinstance(record, ParamRecord):
             return self.receives_params
-        return self.receives_files
+        return record.kind in self.file_kinds
 
     def log_records(
         self, run: RunInfo, records: Sequence[MetricRecord | ParamRecord | FileRecord]
     ) -> None:
         """Hand one batch over: a file alone (``batching`` makes it so), or metrics and params."""
         if len(records) == 1 and isinstance(records[0], FileRecord):
-            if self.receives_files:
+            if records[0].kind in self.file_kinds:
                 self._file(run=run, file=records[0])
             return
         metrics = [record for record in records if isinstance(record, MetricRecord)]
@@ -184,11 +191,12 @@ def build_trackers(
             name=item.display_name,
             settings=item,
             instance=instance,
-            limits=getattr(instance, "limits", None) or TrackerLimits(),
-            hooks=TrackerHooks(manager, instance),
+            limits=limits,
+            hooks=TrackerHooks(manager, instance, limits.file_kinds),
             recorded_config=recorded,
         )
         for item, instance, recorded in built
+        for limits in [getattr(instance, "limits", None) or TrackerLimits()]
     ]
     for tracker in trackers:
         _warn_of_a_missing_value_hook(tracker)

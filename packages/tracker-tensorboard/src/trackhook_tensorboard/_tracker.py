@@ -25,7 +25,6 @@ from trackhook import (
     RunInfo,
     Status,
     TrackerLimits,
-    ValuesRejected,
     hookimpl,
 )
 from trackhook_tensorboard._config import TensorBoardConfig
@@ -46,15 +45,10 @@ tracked parameter never has this name: its stored name ends with ``_<step>``."""
 # renamed by the core's rule rather than taken for the plugin's data.
 LIMITS = TrackerLimits(
     param_key="{key}_{step}",
+    file_kinds=frozenset({"image"}),
     reserved_keys=frozenset(
         {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
     ),
-)
-
-
-_NO_FILES = (
-    "TensorBoard shows images, not files: the file stays in the trackhook run store (its path is "
-    "in the run log; `trackhook show <run_id>` lists it)"
 )
 
 
@@ -99,15 +93,12 @@ class TensorBoardTracker:
     def trackhook_log_file(self, run: RunInfo, file: FileRecord) -> None:
         """An image as an image summary at its step (IMAGES tab).
 
-        TensorBoard has no place for other files: they are refused (``ValuesRejected``, the
-        hook's answer for "a type it cannot store"), so the run log counts them ``rejected``, with
-        the reason, and keeps them; nothing is dropped silently. See the README's "Files and
-        images".
+        TensorBoard has no place for other files: ``LIMITS.file_kinds`` takes images only, so the
+        core never offers the others here and counts them ``skipped``; the run store keeps them
+        (``trackhook show`` lists them). See the README's "Files and images".
         """
         from trackhook_tensorboard._events import image_event
 
-        if file.kind != "image":
-            raise ValuesRejected(_NO_FILES)
         self._state(run).writer.add_events([image_event(file)])
 
     @hookimpl

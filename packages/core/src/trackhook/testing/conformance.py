@@ -22,8 +22,9 @@ run_id, a block that raises, fan-out to several trackers at once, a file and an 
 compares what your reader reports with what was tracked. Parameters are compared after the rules
 your tracker declares in ``limits`` (``param_key``, renamed keys, truncation), so a tracker with
 limits passes unchanged. A tracker implementing ``trackhook_log_file`` must store the tracked
-bytes (its reader reports them in ``ReportedRun.files``); one that does not counts files as
-``skipped``.
+bytes of the kinds its ``limits.file_kinds`` declares (its reader reports them in
+``ReportedRun.files``); files of other kinds, and every file for a tracker without the hook, are
+counted ``skipped``.
 """
 
 from __future__ import annotations
@@ -284,13 +285,15 @@ class TrackerConformance:
             )
 
         run = self._track(body)
-        if not self._implements("trackhook_log_file"):
-            skipped = self._delivery_of(run)[formats.SKIPPED]
-            _expect(
-                skipped == 2,
-                f"the tracker has no trackhook_log_file, yet {skipped} of the "
-                "2 files were counted as skipped",
-            )
+        kinds = self._limits().file_kinds if self._implements("trackhook_log_file") else set()
+        expected = {key: content for key, content in tracked.items() if _kind_of(key) in kinds}
+        skipped = self._delivery_of(run)[formats.SKIPPED]
+        _expect(
+            skipped == len(tracked) - len(expected),
+            f"the tracker takes files of the kinds {sorted(kinds)}, yet {skipped} of the "
+            f"{len(tracked)} files (a file and an image) were counted as skipped",
+        )
+        if not expected:
             return
         reported = self._read(run)
         _expect(
@@ -299,7 +302,7 @@ class TrackerConformance:
             "ReportedRun.files to {key: {step: the bytes stored}}",
         )
         assert reported.files is not None
-        for key, content in tracked.items():
+        for key, content in expected.items():
             stored_key = self._limits().storable_key(key)
             stored = reported.files.get(stored_key, {}).get(2)
             _expect(
@@ -495,6 +498,11 @@ def _tiny_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
+
+
+def _kind_of(key: str) -> str:
+    """The kind of the two files the file test tracks: ``eval.sample`` is the image."""
+    return "image" if key == "eval.sample" else "file"
 
 
 def _expect(condition: bool, message: str) -> None:

@@ -204,6 +204,8 @@ def bench(session: nox.Session) -> None:
         "./packages/tracker-wandb",
         "./packages/tracker-tensorboard",
         "tensorboardX",
+        "numpy",
+        "pillow",
     )
     for script in (
         "bench/bench_core.py",
@@ -211,6 +213,7 @@ def bench(session: nox.Session) -> None:
         "bench/bench_wandb.py",
         "bench/bench_tensorboard.py",
         "bench/bench_long_runs.py",
+        "bench/bench_files.py",
     ):
         if (ROOT / script).exists():
             session.run("python", script)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -48,13 +49,17 @@ class SinkTracker:
             counter.write_text(str(failures + 1))
             raise ConnectionError(f"sink unavailable (failure {failures + 1})")
         self._append(
-            [{"key": m.key, "value": m.value, "step": m.step, "pid": os.getpid()} for m in metrics]
-            + [{"key": p.key, "value": p.value, "step": p.step, "pid": os.getpid()} for p in params]
+            [_line("metric", m.key, m.value, m.step) for m in metrics]
+            + [_line("param", p.key, p.value, p.step) for p in params]
         )
 
     @trackhook.hookimpl
     def trackhook_close_run(self, run: trackhook.RunInfo, status: str) -> None:
         self._append([{"closed": run.run_id, "status": status}])
+
+
+def _line(kind: str, key: str, value: Any, step: int) -> dict[str, Any]:
+    return {"kind": kind, "key": key, "value": value, "step": step, "pid": os.getpid()}
 
 
 def read_sink(path: Path) -> list[dict[str, Any]]:
@@ -64,8 +69,43 @@ def read_sink(path: Path) -> list[dict[str, Any]]:
 
 
 def values_of(path: Path) -> list[tuple[str, Any, int]]:
-    return [(r["key"], r["value"], r["step"]) for r in read_sink(path) if "key" in r]
+    return [
+        (r["key"], r["value"], r["step"])
+        for r in read_sink(path)
+        if "key" in r and r.get("kind") != "file"
+    ]
 
 
 def closes_of(path: Path) -> list[str]:
     return [r["status"] for r in read_sink(path) if "closed" in r]
+
+
+class FileSinkTracker(SinkTracker):
+    """A sink that also takes files: one line per file, with the SHA-256 of what it read."""
+
+    @trackhook.hookimpl
+    def trackhook_log_file(self, run: trackhook.RunInfo, file: trackhook.FileRecord) -> None:
+        counter = self.path.with_suffix(".failures")
+        failures = int(counter.read_text()) if counter.exists() else 0
+        if failures < self.config.fail_first:
+            counter.write_text(str(failures + 1))
+            raise ConnectionError(f"sink unavailable (failure {failures + 1})")
+        content = file.path.read_bytes()
+        self._append(
+            [
+                {
+                    "kind": "file",
+                    "key": file.key,
+                    "step": file.step,
+                    "name": file.name,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "recorded_sha256": file.sha256,
+                    "size": len(content),
+                    "pid": os.getpid(),
+                }
+            ]
+        )
+
+
+def files_of(path: Path) -> list[dict[str, Any]]:
+    return [line for line in read_sink(path) if line.get("kind") == "file"]

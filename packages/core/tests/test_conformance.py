@@ -55,6 +55,11 @@ class FileTracker:
         self.write(event="metric", run_id=run.run_id, key=m.key, value=m.value, step=m.step)
 
     @trackhook.hookimpl
+    def trackhook_log_file(self, run, file):
+        content = file.path.read_bytes().hex()
+        self.write(event="file", run_id=run.run_id, key=file.key, step=file.step, content=content)
+
+    @trackhook.hookimpl
     def trackhook_close_run(self, run, status):
         self.write(event="close", run_id=run.run_id, status=status)
 
@@ -85,6 +90,10 @@ class Reader(TrackerConformance):
                 reported.metrics.setdefault(event["key"], {})[event["step"]] = event["value"]
             elif event["event"] == "param":
                 reported.params[event["key"]] = event["value"]
+            elif event["event"] == "file":
+                reported.files = reported.files or {}
+                steps = reported.files.setdefault(event["key"], {})
+                steps[event["step"]] = bytes.fromhex(event["content"])
             else:
                 reported.status = event["status"]
         return reported
@@ -93,6 +102,14 @@ class Reader(TrackerConformance):
 CORRECT = """
 class TestCorrect(Reader):
     tracker_class = FileTracker
+
+
+class WithoutFiles(FileTracker):
+    trackhook_log_file = None
+
+
+class TestCorrectWithoutFiles(Reader):
+    tracker_class = WithoutFiles
 """
 
 BROKEN = {
@@ -125,6 +142,17 @@ BROKEN = {
         "        FileTracker.trackhook_log_batch(self, run, metrics, params)",
         "test_many_values_arrive_across_batches",
     ),
+    "corrupts_files": (
+        "@trackhook.hookimpl\n"
+        "def trackhook_log_file(self, run, file):\n"
+        "    self.write(event='file', run_id=run.run_id, key=file.key, step=file.step,\n"
+        "               content=file.path.read_bytes()[:-1].hex())",
+        "test_files_and_images_arrive_with_their_bytes_or_count_as_skipped",
+    ),
+    "loses_files": (
+        "@trackhook.hookimpl\ndef trackhook_log_file(self, run, file):\n    pass",
+        "test_files_and_images_arrive_with_their_bytes_or_count_as_skipped",
+    ),
     "fails_every_batch": (
         "@trackhook.hookimpl\n"
         "def trackhook_log_batch(self, run, metrics, params):\n"
@@ -151,7 +179,7 @@ def test_the_suite_passes_on_a_tracker_that_keeps_every_promise(
 ) -> None:
     pytester.makepyfile(test_suite=TRACKERS + CORRECT)
     result = pytester.runpytest("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=26)
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
@@ -161,7 +189,7 @@ def test_the_suite_fails_on_a_broken_tracker(pytester: pytest.Pytester, name: st
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "-q", "-rf", "-W", "ignore", "-k", failing_test
     )
-    result.assert_outcomes(failed=1, deselected=11)
+    result.assert_outcomes(failed=1, deselected=12)
     result.stdout.fnmatch_lines([f"FAILED test_suite.py::Test_{name}::{failing_test}*"])
 
 
@@ -173,7 +201,7 @@ def test_a_tracker_whose_constructor_raises_fails_with_the_cause(
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "-q", "-W", "ignore", "-k", "opens_and_closes"
     )
-    result.assert_outcomes(failed=1, deselected=11)
+    result.assert_outcomes(failed=1, deselected=12)
     result.stdout.fnmatch_lines(["*did not load*KeyError*no such table: values*"])
 
 

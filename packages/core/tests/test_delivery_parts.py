@@ -48,7 +48,7 @@ def _no_renames(key: str, stored: str, why: str | None) -> None:
 
 def test_a_fitter_makes_metrics_and_params_with_the_trackers_keys(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"loss": 0.5, "lr": "cosine"})
-    fitted = Fitter(TrackerLimits(param_key="{key}_{step}"), _no_renames).read_batch(
+    fitted = Fitter(TrackerLimits(param_key="{key}_{step}"), _no_renames, tmp_path).read_batch(
         path, SpoolPosition()
     )
     assert fitted is not None
@@ -61,7 +61,7 @@ def test_a_fitter_makes_metrics_and_params_with_the_trackers_keys(tmp_path: Path
 def test_a_fitter_renames_an_unstorable_key_once_and_flags_it(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"a@b": 1.0}, {"a@b": 2.0})
     told: list[str] = []
-    fitter = Fitter(LIMITS, lambda key, stored, why: told.append(key))
+    fitter = Fitter(LIMITS, lambda key, stored, why: told.append(key), tmp_path)
     fitted = fitter.read_batch(path, SpoolPosition())
     assert fitted is not None
     assert told == ["a@b"]
@@ -71,7 +71,7 @@ def test_a_fitter_renames_an_unstorable_key_once_and_flags_it(tmp_path: Path) ->
 
 def test_a_fitter_truncates_a_long_param_and_keeps_the_full_text(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"note": "a long explanation"})
-    fitted = Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition())
+    fitted = Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition())
     assert fitted is not None
     (record,) = fitted.records
     assert isinstance(record, ParamRecord)
@@ -81,7 +81,7 @@ def test_a_fitter_truncates_a_long_param_and_keeps_the_full_text(tmp_path: Path)
 
 def test_a_fitter_reads_whole_lines_until_a_batch_is_full(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"a": 1.0, "b": 2.0}, {"c": 3.0, "d": 4.0}, {"e": 5.0})
-    fitted = Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition())
+    fitted = Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition())
     assert fitted is not None
     assert [record.key for record in fitted.records] == ["a", "b", "c", "d"]
     assert len(fitted.entries) == 2
@@ -89,14 +89,14 @@ def test_a_fitter_reads_whole_lines_until_a_batch_is_full(tmp_path: Path) -> Non
 
 def test_a_fitter_skips_the_values_of_a_line_already_handled(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"a": 1.0, "b": 2.0, "c": 3.0})
-    fitted = Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition(0, 2))
+    fitted = Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition(0, 2))
     assert fitted is not None
     assert [record.key for record in fitted.records] == ["c"]
 
 
 def test_a_fitter_remakes_records_with_the_tighter_limits_asked_for(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"note": "abcdef"})
-    fitter = Fitter(LIMITS, _no_renames)
+    fitter = Fitter(LIMITS, _no_renames, tmp_path)
     fitted = fitter.read_batch(path, SpoolPosition())
     assert fitted is not None
     fitter.tighten(fitted, TighterLimitsRequired("too long", max_param_length=4))
@@ -106,7 +106,7 @@ def test_a_fitter_remakes_records_with_the_tighter_limits_asked_for(tmp_path: Pa
 
 def test_a_fitter_refuses_a_demand_that_tightens_nothing(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"note": "abc"})
-    fitter = Fitter(LIMITS, _no_renames)
+    fitter = Fitter(LIMITS, _no_renames, tmp_path)
     fitted = fitter.read_batch(path, SpoolPosition())
     assert fitted is not None
     demand = TighterLimitsRequired("same", max_param_length=8)
@@ -116,7 +116,7 @@ def test_a_fitter_refuses_a_demand_that_tightens_nothing(tmp_path: Path) -> None
 
 def test_a_position_points_inside_a_line_partly_handled(tmp_path: Path) -> None:
     path = _spool(tmp_path, {"a": 1.0}, {"b": 2.0, "c": 3.0})
-    fitted = Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition())
+    fitted = Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition())
     assert fitted is not None
     first_line_end = fitted.line_offsets[0]
     fitted.sent = 2
@@ -127,7 +127,7 @@ def test_a_position_points_inside_a_line_partly_handled(tmp_path: Path) -> None:
 
 def test_nothing_to_read_gives_no_batch(tmp_path: Path) -> None:
     path = _spool(tmp_path)
-    assert Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition()) is None
+    assert Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition()) is None
 
 
 def _metrics(count: int) -> list[MetricRecord | ParamRecord]:
@@ -166,7 +166,7 @@ def _progress(tmp_path: Path, clock: list[float]) -> tuple[SendProgress, RunStor
 
 def _fitted(tmp_path: Path) -> FittedLines:
     path = _spool(tmp_path, {"a": 1.0, "b": 2.0})
-    fitted = Fitter(LIMITS, _no_renames).read_batch(path, SpoolPosition())
+    fitted = Fitter(LIMITS, _no_renames, tmp_path).read_batch(path, SpoolPosition())
     assert fitted is not None
     return fitted
 

@@ -77,6 +77,7 @@ def test_every_hookspec_is_called_in_a_run(tmp_path: Path) -> None:
     with recording(batched, name="batched"), recording(per_value, name="per-value"):
         with trackhook.start_run(config=config):
             trackhook.track_this(loss=0.5, optimiser="adam")
+            trackhook.track_this(report=trackhook.File(__file__))
             with trackhook.get_experiment_tracker_context("batched"):
                 pass
     called = set(batched.names()) | set(per_value.names())

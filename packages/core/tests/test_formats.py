@@ -93,7 +93,7 @@ def test_a_run_log_and_a_spool_of_todays_format_read_back() -> None:
     assert read_run_log_header(STORE / "today.json").header[formats.STATUS] == "SUCCESS"
     (spool,) = RunStore(STORE).spool_files("today")
     assert spool.name.endswith(f".v{formats.SPOOL_FORMAT}.jsonl")
-    assert formats.spool_format(spool) == 2
+    assert formats.spool_format(spool) == 3
     assert [(entry.step, entry.values) for entry in iter_spool(spool)] == [
         (0, {"lr": 0.1}),
         (1, {"loss": 0.5}),
@@ -123,9 +123,10 @@ def test_a_run_log_of_the_unversioned_format_is_read_by_show_runs_and_sync() -> 
     assert rewritten[formats.METRICS] == {"lr": 0.1, "loss": {"1": 0.5}}
 
 
-def test_a_spool_of_the_unversioned_format_is_delivered_by_sync() -> None:
+@pytest.mark.parametrize("name", ["somehost-1-abcd1234.jsonl", "somehost-1-abcd1234.v2.jsonl"])
+def test_a_spool_of_the_unversioned_format_or_format_2_is_delivered_by_sync(name: str) -> None:
     write_previous_run_log("old-spool")
-    write_spool("old-spool", "somehost-1-abcd1234.jsonl")
+    write_spool("old-spool", name)
     with recording() as recorder:
         (result,) = sync_runs(["old-spool"], recording_config())
     assert result.refused is None

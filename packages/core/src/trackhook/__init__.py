@@ -42,8 +42,10 @@ if TYPE_CHECKING:
         get_experiment_tracker_context,
         start_run,
         track_env,
+        track_params,
         track_this,
     )
+    from trackhook.files import File, Image
     from trackhook.limits import TighterLimitsRequired, TrackerLimits
     from trackhook.records import (
         FileRecord,
@@ -61,7 +63,10 @@ _LAZY_NAMES: dict[str, str] = {
     "get_experiment_tracker_context": "trackhook.api",
     "start_run": "trackhook.api",
     "track_env": "trackhook.api",
+    "track_params": "trackhook.api",
     "track_this": "trackhook.api",
+    "File": "trackhook.files",
+    "Image": "trackhook.files",
     "TighterLimitsRequired": "trackhook.limits",
     "TrackerLimits": "trackhook.limits",
     "FileRecord": "trackhook.records",
@@ -105,7 +110,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConfigError",
+    "File",
     "FileRecord",
+    "Image",
     "InvalidValueError",
     "MetricRecord",
     "NoActiveRunError",
@@ -131,5 +138,6 @@ __all__ = [
     "hookspec",
     "start_run",
     "track_env",
+    "track_params",
     "track_this",
 ]

@@ -45,7 +45,7 @@ from trackhook.run import (
 )
 from trackhook.runid import check_run_id, check_tag, generate_run_id
 
-__all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_this"]
+__all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_params", "track_this"]
 
 
 class _ChildEnvironment:
@@ -273,6 +273,22 @@ def track_this(step: int = 0, **values: Any) -> None:
         non-negative int; nothing of this call is recorded, and earlier values are kept.
     """
     _current_run().track(step, values)
+
+
+def track_params(step: int = 0, **values: Any) -> None:
+    """Track ``values`` at ``step`` as parameters, whatever their type: numbers included.
+
+    For hyperparameters (a learning rate, a batch size, a framework's training arguments) that
+    belong with a tracker's parameters (MLflow params, W&B config) rather than its metrics. Values
+    are checked, normalised and flattened as by ``track_this``, and the run log records them in
+    the same place and shape; only what trackers receive differs: every value, an int or a float
+    included, arrives through ``trackhook_log_param`` (or the ``params`` of
+    ``trackhook_log_batch``), never as a metric.
+
+    :raises trackhook.InvalidValueError: a value cannot be tracked or the step is not a
+        non-negative int; nothing of this call is recorded, and earlier values are kept.
+    """
+    _current_run().track(step, values, as_params=True)
 
 
 def track_env(environ: Mapping[str, str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trackhook.limits import TrackerLimits
-from trackhook.records import MetricRecord, ParamRecord
+from trackhook.records import FileRecord, MetricRecord, ParamRecord
 
 __all__ = ["DEFAULT_BATCH", "batch_end", "batch_size"]
 
@@ -19,7 +19,7 @@ def batch_size(limits: TrackerLimits) -> int:
 
 
 def batch_end(
-    records: Sequence[MetricRecord | ParamRecord],
+    records: Sequence[MetricRecord | ParamRecord | FileRecord],
     start: int,
     limits: TrackerLimits,
     *,
@@ -28,9 +28,10 @@ def batch_end(
     """The end (exclusive) of the batch that starts at ``start``.
 
     A tracker without a batch hook gets one value per call: a failure in the middle retries from
-    that value on, so a value it accepted is never offered again.
+    that value on, so a value it accepted is never offered again. A file is a call of its own
+    (``trackhook_log_file``), whatever the tracker.
     """
-    if not batches:
+    if not batches or isinstance(records[start], FileRecord):
         return start + 1
     most = batch_size(limits)
     most_metrics = limits.max_metrics_per_batch or most
@@ -38,6 +39,8 @@ def batch_end(
     metrics = params = 0
     end = start
     while end < len(records) and end - start < most:
+        if isinstance(records[end], FileRecord):
+            break
         if isinstance(records[end], MetricRecord):
             if metrics == most_metrics:
                 break

@@ -51,7 +51,7 @@ from trackhook.errors import TrackhookWarning, ValuesRejected, warn_in_backgroun
 from trackhook.fitting import FittedLines, Fitter
 from trackhook.limits import TighterLimitsRequired
 from trackhook.progress import SendProgress
-from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
+from trackhook.records import FileRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
 from trackhook.report import DeliveryReport
 from trackhook.store import (
@@ -112,7 +112,10 @@ def wait_for_workers(workers: Iterable[TrackerWorker], timeout: float) -> None:
 def count_values(entries: Iterable[SpoolEntry]) -> int:
     """How many values a tracker receives for ``entries``: nested dicts count by their leaves."""
     return sum(
-        1 for entry in entries for key, value in entry.values.items() for _ in flatten(key, value)
+        1
+        for entry in entries
+        for key, value in entry.values.items()
+        for _ in flatten(key, value, entry.files)
     )
 
 
@@ -159,7 +162,7 @@ class TrackerWorker(threading.Thread):
         self._on_fatal = on_fatal
         self._on_opened = on_opened
         self._positions = store.positions(run.run_id, tracker.name)
-        self._fitter = Fitter(tracker.limits, self._tell_renamed)
+        self._fitter = Fitter(tracker.limits, self._tell_renamed, store.root)
         self._warned = False
         self._warned_of_rejection = False
         self._progress = SendProgress(self._positions)
@@ -499,7 +502,9 @@ class TrackerWorker(threading.Thread):
                 except TighterLimitsRequired as demand:
                     self._tighten(prepared, demand)
                     continue
-                if self.tracker.hooks.batches or self._progress.save_due():
+                # a file is costly to send twice: its position is written as soon as it is sent
+                sent_a_file = isinstance(prepared.records[end - 1], FileRecord)
+                if self.tracker.hooks.batches or sent_a_file or self._progress.save_due():
                     self._progress.save()
         finally:
             self._progress.save()
@@ -512,11 +517,9 @@ class TrackerWorker(threading.Thread):
         still arrive, and an outage (any other exception) stops the send as usual.
         """
         batch = prepared.records[prepared.sent : end]
-        metrics = [record for record in batch if isinstance(record, MetricRecord)]
-        params = [record for record in batch if isinstance(record, ParamRecord)]
         self._ensure_open()
         try:
-            self.tracker.hooks.log_batch(self.run_info, metrics, params)
+            self.tracker.hooks.log_records(self.run_info, batch)
         except ValuesRejected as refusal:
             if len(batch) == 1:
                 self._set_aside(prepared, refusal)

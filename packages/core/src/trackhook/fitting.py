@@ -12,10 +12,13 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from trackhook import formats
 from trackhook.batching import batch_size
+from trackhook.held import held_path
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
-from trackhook.records import MetricRecord, ParamRecord, param_text
+from trackhook.records import FileRecord, MetricRecord, ParamRecord, param_text
 from trackhook.store import SpoolEntry, SpoolPosition, read_spool
 from trackhook.values import flatten, is_metric
 
@@ -24,7 +27,7 @@ __all__ = ["READ_BYTES", "FittedLines", "Fitter"]
 READ_BYTES = 64 * 1024
 """How much of a spool file is read at a time."""
 
-Record = MetricRecord | ParamRecord
+Record = MetricRecord | ParamRecord | FileRecord
 
 
 @dataclass
@@ -62,13 +65,18 @@ class Fitter:
     """Makes records fit one tracker's limits, and tightens them when the tracker asks.
 
     ``on_renamed(key, stored, why)`` is called once per key the tracker cannot store as it is.
+    ``store_root`` is the run log store's folder, where held files are.
     """
 
     def __init__(
-        self, limits: TrackerLimits, on_renamed: Callable[[str, str, str | None], None]
+        self,
+        limits: TrackerLimits,
+        on_renamed: Callable[[str, str, str | None], None],
+        store_root: Path,
     ) -> None:
         self.limits = limits
         self._on_renamed = on_renamed
+        self._store_root = store_root
         self._renamed_keys: set[str] = set()
 
     def read_batch(self, path: Path, start: SpoolPosition) -> FittedLines | None:
@@ -98,7 +106,7 @@ class Fitter:
             skip = fitted.start.values_done if not fitted.entries else 0
             fitted.entries.append(entry)
             for top_key, top_value in entry.values.items():
-                for key, value in flatten(top_key, top_value):
+                for key, value in flatten(top_key, top_value, entry.files):
                     if skip:
                         skip -= 1
                         continue
@@ -123,7 +131,9 @@ class Fitter:
 
     def _record(self, entry: SpoolEntry, key: str, value: object, into: FittedLines) -> Record:
         limits = self.limits
-        if is_metric(value):
+        if key in entry.files:
+            return self._file_record(entry, key, value, into)
+        if is_metric(value) and not entry.as_params:
             stored = limits.storable_key(key)
             into.flags.append((stored != key, False))
             self._tell_renamed(key, stored)
@@ -137,6 +147,21 @@ class Fitter:
         if short is None:
             return ParamRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
         return ParamRecord(stored, short, entry.step, entry.timestamp, full_value=text)
+
+    def _file_record(self, entry: SpoolEntry, key: str, held: Any, into: FittedLines) -> FileRecord:
+        stored = self.limits.storable_key(key)
+        into.flags.append((stored != key, False))
+        self._tell_renamed(key, stored)
+        return FileRecord(
+            key=stored,
+            step=entry.step,
+            path=held_path(self._store_root, held),
+            name=held[formats.FILE_NAME],
+            kind=held[formats.FILE_KIND],
+            sha256=held[formats.FILE_SHA256],
+            size=held[formats.FILE_SIZE],
+            timestamp=entry.timestamp,
+        )
 
     def _tell_renamed(self, key: str, stored: str) -> None:
         if stored != key and key not in self._renamed_keys:

@@ -11,7 +11,10 @@ kind               where the version is                  versions (first trackho
 =================  ====================================  ===========================================
 run log            ``"format"``, its first field         1: no ``format`` (0.1.0); 2: (0.2.0)
 spool file         its name: ``<name>.v<N>.jsonl``       1: ``<name>.jsonl`` (0.1.0); 2: ``.v2``,
-                                                         the same lines (0.2.0)
+                                                         the same lines (0.2.0); 3: ``.v3``, lines
+                                                         may mark their values as parameters
+                                                         (``"p"``) and name their files
+                                                         (``"f"``) (0.2.0)
 delivery position  ``"format"`` in the ``.offset`` JSON  1: a bare offset (0.1.0); 2: JSON (0.2.0)
 =================  ====================================  ===========================================
 
@@ -66,6 +69,12 @@ TROUBLE_HELD: Final = "held_values"
 """Values still held in memory when the run log was written."""
 TROUBLE_LOST: Final = "lost_values"
 """Values that never reached the spool: no tracker received them."""
+FILES_HELD: Final = "files_held"
+"""Present when the run holds files: how many, and their bytes on disk (``HELD_*`` fields)."""
+HELD_FOLDER: Final = "folder"
+"""Relative to the run log store's folder."""
+HELD_COUNT: Final = "count"
+HELD_BYTES: Final = "bytes"
 CLOSED_BY: Final = "closed_by"
 RESUMED_AT: Final = "resumed_at"
 """When each later session of the run (the same run_id again) opened it."""
@@ -97,12 +106,28 @@ RECOVERED_ERROR: Final = "recovered_error"
 REJECTED_REASONS: Final = "rejected_reasons"
 REJECTED_KEYS: Final = "rejected_keys"
 
-# -- a spool line: {"t": time, "s": step, "v": values} -------------------------------------------
+# -- a spool line: {"t": time, "s": step, "v": values[, "p": 1][, "f": [keys]]} ------------------
 
-SPOOL_FORMAT: Final = 2
+SPOOL_FORMAT: Final = 3
 SPOOL_TIME: Final = "t"
 SPOOL_STEP: Final = "s"
 SPOOL_VALUES: Final = "v"
+SPOOL_AS_PARAMS: Final = "p"
+"""``1`` on a line of ``track_params``: its numbers reach trackers as parameters, not metrics.
+Absent (format 2 and older, and ``track_this``): numbers are metrics."""
+SPOOL_FILES: Final = "f"
+"""The dotted keys (as ``values.flatten`` yields them) whose value is a held file's record
+(``FILE_*`` fields) rather than a dict of values; absent when the line holds no file."""
+
+# -- a held file, as the spool and the run log's values record it --------------------------------
+
+FILE_PATH: Final = "file"
+"""Where the content is held, relative to the run log store's folder (``<run_id>/files/...``)."""
+FILE_NAME: Final = "name"
+FILE_KIND: Final = "kind"
+"""``"file"`` or ``"image"``."""
+FILE_SHA256: Final = "sha256"
+FILE_SIZE: Final = "size"
 SPOOL_LATEST_TIME: Final = 9.2e15
 """Seconds: beyond this, the time in milliseconds (as trackers store it) overflows an int64."""
 SPOOL_SUFFIX: Final = ".jsonl"
@@ -121,7 +146,7 @@ POSITION_FILE: Final = "delivery position"
 
 FIRST_WRITTEN_BY: Final[Mapping[str, Mapping[int, str]]] = {
     RUN_LOG: {1: "0.1.0", 2: "0.2.0"},
-    SPOOL_FILE: {1: "0.1.0", 2: "0.2.0"},
+    SPOOL_FILE: {1: "0.1.0", 2: "0.2.0", 3: "0.2.0"},
     POSITION_FILE: {1: "0.1.0", 2: "0.2.0"},
 }
 """The first trackhook version that writes each format of each kind of file."""

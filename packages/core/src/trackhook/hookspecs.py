@@ -84,11 +84,13 @@ def trackhook_log_metric(run: RunInfo, key: str, value: float, step: int) -> Non
 
 @hookspec
 def trackhook_log_param(run: RunInfo, key: str, value: ParamValue, step: int) -> None:
-    """Record the non-numeric ``value`` (str, bool, None or list) of ``key`` at ``step``.
+    """Record the parameter ``value`` of ``key`` at ``step``.
 
-    Called for each non-numeric value only when the tracker does not implement
-    ``trackhook_log_batch``. Trackers that declare ``TrackerLimits.param_key`` receive the key with
-    the step already formatted into it (``spam_0``).
+    A parameter is a non-numeric value of ``track_this`` (str, bool, None or list), or any value
+    of ``track_params``, an int or a float included. Called for each parameter only when the
+    tracker does not implement ``trackhook_log_batch``. Trackers that declare
+    ``TrackerLimits.param_key`` receive the key with the step already formatted into it
+    (``spam_0``).
 
     :raises trackhook.ValuesRejected: when the tracker refuses this value for its content (text
         it cannot encode, a key it will never store): the value is set aside and never offered
@@ -96,7 +98,8 @@ def trackhook_log_param(run: RunInfo, key: str, value: ParamValue, step: int) ->
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-        ``ValuesRejected`` sets a refused value aside instead of retrying it forever.
+        ``ValuesRejected`` sets a refused value aside instead of retrying it forever; ``value``
+        may be an int or a float (``trackhook.track_params``).
     """
 
 
@@ -112,7 +115,8 @@ def trackhook_log_batch(
     (``trackhook sync``): open or find the run of ``run.run_id`` then, as every log hook must.
 
     :param metrics: numeric values, each with its key, value, step and tracking time.
-    :param params: non-numeric values, each with its storable key, value, step and tracking time.
+    :param params: parameters (non-numeric values, and every value of ``track_params``), each
+        with its storable key, value, step and tracking time.
     :raises trackhook.ValuesRejected: when the tracker refuses some of the batch for its content
         (a step out of its range, an invalid key). The call must then have stored nothing of the
         batch: the core offers its two halves in turn, down to single values, sets aside each

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
+from trackhook.held import is_file_record
 from trackhook.processes import process_exists
 from trackhook.store import has_entry_shape, parse_spool_lines, spool_entry_of
-from trackhook.values import flatten
 
 __all__ = ["ValueIndex", "index_folder", "remove_abandoned_indexes"]
 
@@ -443,8 +443,7 @@ def _checked(record: Any) -> Any:
     found = spool_entry_of(record)
     if found is None:
         return None
-    time, step, values = found
-    return {SPOOL_TIME: time, SPOOL_STEP: step, SPOOL_VALUES: values}
+    return {SPOOL_TIME: found.timestamp, SPOOL_STEP: found.step, SPOOL_VALUES: found.values}
 
 
 def _python_json(value: Any) -> str:
@@ -458,8 +457,11 @@ def _python_json(value: Any) -> str:
 
 
 def _leaves_of(key: str, value: Any) -> int:
-    """How many values ``value`` is as trackers receive them (a nested dict by its leaves)."""
-    return sum(1 for _ in flatten(key, value)) if type(value) is dict else 1
+    """How many values ``value`` is as trackers receive them: a nested dict by its leaves, a
+    held file's record as one (read back from the index, a record is known by its shape)."""
+    if type(value) is not dict or is_file_record(value):
+        return 1
+    return sum(_leaves_of(key, inner) for inner in value.values())
 
 
 def _strict_text(text: str) -> str:

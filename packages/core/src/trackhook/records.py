@@ -21,8 +21,9 @@ __all__ = [
 Status = Literal["SUCCESS", "FAIL"]
 """How a run ended: ``SUCCESS``, or ``FAIL`` when the ``start_run`` block raised."""
 
-ParamValue = str | bool | None | list[object]
-"""A non-numeric value: what becomes a parameter in a tracker."""
+ParamValue = str | bool | int | float | None | list[object]
+"""What becomes a parameter in a tracker: a non-numeric value of ``track_this``, or any value of
+``track_params`` (numbers included)."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,12 @@ class MetricRecord:
 
 @dataclass(slots=True)
 class ParamRecord:
-    """A non-numeric value tracked at a step.
+    """A non-numeric value tracked at a step, or any value tracked by ``track_params``.
 
     ``key`` is the key as the tracker should store it: for trackers that declare
     ``TrackerLimits.param_key`` (MLflow, W&B: ``"{key}_{step}"``) the step is already part of it.
     ``full_value`` is set when ``value`` was truncated to fit the tracker's limit, so that the
-    tracker     can keep the whole value elsewhere (an artifact, a file).
+    tracker can keep the whole value elsewhere (an artifact, a file).
     """
 
     key: str
@@ -74,7 +75,8 @@ class ParamRecord:
 
 
 FileKind = Literal["file", "image"]
-"""What a tracked file is: ``"image"`` for ``trackhook.Image`` (a PNG), ``"file"`` for the rest."""
+"""What a tracked file is: ``"image"`` for ``trackhook.Image`` (a PNG, or the JPEG given),
+``"file"`` for ``trackhook.File``."""
 
 
 @dataclass(slots=True)
@@ -103,7 +105,8 @@ class FileRecord:
 
 
 def param_text(value: ParamValue) -> str:
-    """A parameter as text: strings as they are, lists as JSON, booleans as ``True``/``False``."""
+    """A parameter as text: strings as they are, lists as JSON, booleans as ``True``/``False``,
+    numbers as Python writes them (``0.001``, ``1e-05``, ``nan``)."""
     if isinstance(value, str):
         return value
     if isinstance(value, list):

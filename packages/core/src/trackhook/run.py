@@ -26,6 +26,8 @@ from trackhook.errors import (
     TrackhookError,
     warn_in_background,
 )
+from trackhook.files import TrackedContent
+from trackhook.held import ContentHolder, held_usage, hold_all
 from trackhook.index import ValueIndex, index_folder
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
@@ -225,14 +227,22 @@ class Run:
 
     # -- tracking ------------------------------------------------------------------------------
 
-    def track(self, step: object, values: Mapping[str, object]) -> None:
-        """Record ``values`` at ``step`` and hand them to the delivery threads, without waiting."""
+    def track(self, step: object, values: Mapping[str, object], *, as_params: bool = False) -> None:
+        """Record ``values`` at ``step`` and hand them to the delivery threads, without waiting.
+
+        ``as_params``: every value reaches trackers as a parameter, numbers included.
+        """
         if self._fatal is not None:
             raise self._fatal
         checked_step = check_step(step)
-        clean = normalise_values(values)
+        files: list[str] = []
+        clean = normalise_values(values, files=files)
         if not clean:
             return
+        if files:
+            clean = self._hold_files(clean, files)
+            if not clean:
+                return
         # One lock for the record and the spool: both see the same order, and none of it can
         # happen after close() has begun.
         with self._close_lock:
@@ -240,7 +250,26 @@ class Run:
                 raise TrackhookError(
                     f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
                 )
-            self._spool.append(time.time(), checked_step, clean)
+            self._spool.append(time.time(), checked_step, clean, as_params=as_params, files=files)
+
+    def _hold_files(self, clean: dict[str, Any], files: list[str]) -> dict[str, Any]:
+        """Copy the call's files and images into the run store: the values, with their records.
+
+        Bad input raises ``InvalidValueError`` and holds nothing. A store that cannot hold them
+        (a full disk) does not fail the caller: the call is tracked without its files, and a
+        warning names the folder and the cause.
+        """
+        try:
+            return hold_all(ContentHolder(self._store.root, self.run_id), clean, files).values
+        except OSError as error:
+            warn_in_background(
+                f"could not hold the files tracked at {', '.join(map(repr, files))} in "
+                f"{self._store.root / self.run_id} ({error.strerror or error}): they are not "
+                "tracked; the call's other values are"
+            )
+            without = _without_files(clean)
+            files.clear()
+            return without
 
     def client_context_of(self, name: str | None) -> Any:
         """The native client context of tracker ``name`` (or of the only real tracker)."""
@@ -425,7 +454,13 @@ class Run:
             formats.TRACKERS: [worker.run_log_entry() for worker in self._workers],
             formats.NOT_LOADED: [tracker.as_dict() for tracker in self._not_loaded],
             **self._spool_trouble(),
+            **self._files_held(),
         }
+
+    def _files_held(self) -> dict[str, Any]:
+        """``{"files_held": ...}`` when the run holds files: how many, and their bytes."""
+        usage = held_usage(self._store.root, self.run_id)
+        return {formats.FILES_HELD: usage} if usage is not None else {}
 
     def _spool_trouble(self) -> dict[str, Any]:
         """``{"spool": ...}`` when the disk refused values: how many are held, how many lost."""
@@ -442,6 +477,19 @@ def _another_session_is_open(current: dict[str, Any], owner: dict[str, Any]) -> 
         and latest != owner
         and not owner_is_gone(latest)
     )
+
+
+def _without_files(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without its files and images (and without the dicts left empty by that)."""
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        if type(value) is dict:
+            value = _without_files(value)
+            if not value:
+                continue
+        if not isinstance(value, TrackedContent):
+            kept[key] = value
+    return kept
 
 
 def _iso(timestamp: float) -> str:

@@ -7,7 +7,7 @@
       <run_id>.rank-<r>.json               the run log of rank r > 0 in distributed training
       .<run_id>.json.lock                  held by the one process writing that run log
       .<run_id>.sync.lock                  held by the one `trackhook sync` of that run
-      <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.v2.jsonl   every tracked value, one file a process
+      <run_id>/spool/[rank<r>-]<host>-<pid>-<n>.v3.jsonl   every tracked value, one file a process
                                                    (its format in its name: ``trackhook.formats``)
       <run_id>/delivery/<tracker>/<spool>.offset   how far that tracker has received that file
                                                    (a ``SpoolPosition``, as versioned JSON)
@@ -44,6 +44,8 @@ from trackhook.formats import (
     POSITION_FORMAT,
     POSITION_OFFSET,
     POSITION_VALUES_DONE,
+    SPOOL_AS_PARAMS,
+    SPOOL_FILES,
     SPOOL_LATEST_TIME,
     SPOOL_STEP,
     SPOOL_TIME,
@@ -52,6 +54,7 @@ from trackhook.formats import (
     spool_format,
     spool_name,
 )
+from trackhook.held import is_file_record, safe_file_name
 from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = [
@@ -152,12 +155,6 @@ def spool_rank(path: Path) -> int | None:
 _RANK_PREFIX = re.compile(r"^rank([0-9]+)-")
 
 
-def _safe_name(name: str) -> str:
-    """``name`` as one file name: no separator, and never ``.`` or ``..`` (a folder above)."""
-    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
-    return safe if safe.strip(".") else "_" * (len(safe) or 1)
-
-
 @dataclass(slots=True)
 class SpoolEntry:
     """One ``track_this`` call as the spool holds it.
@@ -171,6 +168,10 @@ class SpoolEntry:
     values: dict[str, Any]
     end_offset: int
     unreadable: bool = False
+    as_params: bool = False
+    """Tracked by ``track_params``: its numbers reach trackers as parameters."""
+    files: frozenset[str] = frozenset()
+    """The dotted keys of its values that are held files (``trackhook.held``)."""
 
 
 _BUFFER_BYTES = 1 << 16
@@ -245,12 +246,24 @@ class SpoolWriter:
             formats.TROUBLE_LOST: self.lost_values,
         }
 
-    def append(self, timestamp: float, step: int, values: dict[str, Any]) -> None:
-        line = {SPOOL_TIME: timestamp, SPOOL_STEP: step, SPOOL_VALUES: values}
+    def append(
+        self,
+        timestamp: float,
+        step: int,
+        values: dict[str, Any],
+        *,
+        as_params: bool = False,
+        files: list[str] | None = None,
+    ) -> None:
+        line: dict[str, Any] = {SPOOL_TIME: timestamp, SPOOL_STEP: step, SPOOL_VALUES: values}
+        if as_params:
+            line[SPOOL_AS_PARAMS] = 1
+        if files:
+            line[SPOOL_FILES] = files
         data = (self._dumps(line) + "\n").encode("ascii")
         with self._lock:
             if self._failing and self._pending_bytes + len(data) > _MAX_HELD_BYTES:
-                self._drop(values)
+                self._drop(line)
                 return
             self._pending.append(data)
             self._pending_bytes += len(data)
@@ -378,14 +391,14 @@ class SpoolWriter:
             f"space or fix the folder (error: {error})"
         )
 
-    def _drop(self, values: dict[str, Any]) -> None:
+    def _drop(self, line: dict[str, Any]) -> None:
         if not self.lost_values:
             warn_in_background(
                 f"the spool in {self.path.parent.absolute()} still cannot be written "
                 f"({self.error}) and {_MAX_HELD_BYTES / 2**20:.3g} MiB of values are held: newer "
                 "values are dropped, and counted in the run log"
             )
-        self.lost_values += _count_leaves(values)
+        self.lost_values += _count_leaves(line)
 
 
 def _cause(error: OSError) -> str:
@@ -397,12 +410,13 @@ def _cause(error: OSError) -> str:
 
 
 def _values_in(lines: list[bytes]) -> int:
-    return sum(_count_leaves(json.loads(line)[SPOOL_VALUES]) for line in lines if line != b"\n")
+    return sum(_count_leaves(json.loads(line)) for line in lines if line != b"\n")
 
 
-def _count_leaves(values: dict[str, Any]) -> int:
+def _count_leaves(line: dict[str, Any]) -> int:
     """How many values a line holds as trackers receive them (nested dicts by their leaves)."""
-    return sum(1 for key, value in values.items() for _ in flatten(key, value))
+    files = frozenset(line.get(SPOOL_FILES) or ())
+    return sum(1 for key, value in line[SPOOL_VALUES].items() for _ in flatten(key, value, files))
 
 
 def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[SpoolEntry]:
@@ -456,24 +470,46 @@ def _parse(raw: bytes) -> Any:
 def _entry(record: Any, end_offset: int) -> SpoolEntry:
     """The entry a parsed line makes; ``unreadable`` unless it is what ``track_this`` writes, so
     that a foreign line never reaches a tracker (nor a step or a string no tracker can take)."""
-    found = spool_entry_of(record)
-    if found is None:
-        return SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
-    return SpoolEntry(*found, end_offset)
+    found = spool_entry_of(record, end_offset)
+    return found if found is not None else SpoolEntry(0.0, 0, {}, end_offset, unreadable=True)
 
 
-def spool_entry_of(record: Any) -> tuple[float, int, dict[str, Any]] | None:
-    """``(time, step, values)`` of a parsed spool line, its step and values checked and
-    normalised as delivery does with every line it reads; ``None`` unless it is what
-    ``track_this`` writes."""
+def spool_entry_of(record: Any, end_offset: int = 0) -> SpoolEntry | None:
+    """The entry of a parsed spool line, its step and values checked and normalised as delivery
+    does with every line it reads; ``None`` unless it is what ``track_this`` writes."""
     if has_entry_shape(record):
         try:
             values = normalise_values(record[SPOOL_VALUES])
             step = check_step(record.get(SPOOL_STEP))
-            return record[SPOOL_TIME], step, values
         except InvalidValueError:
-            pass
+            return None
+        files = _files_of(record.get(SPOOL_FILES), values)
+        if files is None:
+            return None
+        as_params = record.get(SPOOL_AS_PARAMS) == 1
+        return SpoolEntry(
+            record[SPOOL_TIME], step, values, end_offset, as_params=as_params, files=files
+        )
     return None
+
+
+def _files_of(keys: Any, values: dict[str, Any]) -> frozenset[str] | None:
+    """The keys of a line's held files, each checked to be a held file's record; ``None`` when
+    one is not (a planted or garbled line)."""
+    if keys is None:
+        return frozenset()
+    if type(keys) is not list or not all(type(key) is str for key in keys):
+        return None
+    files = frozenset(keys)
+    found = {
+        key: value
+        for top, inner in values.items()
+        for key, value in flatten(top, inner, files)
+        if key in files
+    }
+    if len(found) != len(files) or not all(map(is_file_record, found.values())):
+        return None
+    return files
 
 
 def has_entry_shape(record: Any) -> bool:
@@ -530,7 +566,7 @@ class TrackerPositions:
 
     def __init__(self, root: Path, run_id: str, tracker: str) -> None:
         self._root = root
-        self._parts = (run_id, "delivery", _safe_name(tracker))
+        self._parts = (run_id, "delivery", safe_file_name(tracker))
         self.folder = root.joinpath(*self._parts)
 
     def position(self, spool: Path) -> SpoolPosition:

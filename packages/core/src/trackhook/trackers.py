@@ -22,7 +22,7 @@ from trackhook._markers import PROJECT_NAME
 from trackhook.config import LoadedConfig, TrackerSettings, describe_validation_error
 from trackhook.errors import ConfigError, TrackerLoadError, warn_in_background
 from trackhook.limits import TrackerLimits
-from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
+from trackhook.records import FileRecord, MetricRecord, ParamRecord, RunInfo, Status
 from trackhook.redaction import redact, redact_text
 from trackhook.registry import TrackerFactory, load_tracker_class
 
@@ -46,22 +46,45 @@ class TrackerHooks:
         self._metric = manager.subset_hook_caller("trackhook_log_metric", others)
         self._param = manager.subset_hook_caller("trackhook_log_param", others)
         self._batch = manager.subset_hook_caller("trackhook_log_batch", others)
+        self._file = manager.subset_hook_caller("trackhook_log_file", others)
         self._close = manager.subset_hook_caller("trackhook_close_run", others)
         self._context = manager.subset_hook_caller("trackhook_client_context", others)
         implemented = {
             name
-            for name in ("trackhook_log_batch", "trackhook_log_metric", "trackhook_log_param")
+            for name in (
+                "trackhook_log_batch",
+                "trackhook_log_metric",
+                "trackhook_log_param",
+                "trackhook_log_file",
+            )
             if any(impl.plugin is plugin for impl in getattr(hook, name).get_hookimpls())
         }
         self.batches = "trackhook_log_batch" in implemented
         self.receives_metrics = self.batches or "trackhook_log_metric" in implemented
         self.receives_params = self.batches or "trackhook_log_param" in implemented
-        self.receives_values = self.receives_metrics or self.receives_params
+        self.receives_files = "trackhook_log_file" in implemented
+        self.receives_values = self.receives_metrics or self.receives_params or self.receives_files
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
-    def receives(self, record: MetricRecord | ParamRecord) -> bool:
+    def receives(self, record: MetricRecord | ParamRecord | FileRecord) -> bool:
         """Whether a hook of this tracker takes ``record`` (one kind may have no hook)."""
-        return self.receives_metrics if isinstance(record, MetricRecord) else self.receives_params
+        if isinstance(record, MetricRecord):
+            return self.receives_metrics
+        if isinstance(record, ParamRecord):
+            return self.receives_params
+        return self.receives_files
+
+    def log_records(
+        self, run: RunInfo, records: Sequence[MetricRecord | ParamRecord | FileRecord]
+    ) -> None:
+        """Hand one batch over: a file alone (``batching`` makes it so), or metrics and params."""
+        if len(records) == 1 and isinstance(records[0], FileRecord):
+            if self.receives_files:
+                self._file(run=run, file=records[0])
+            return
+        metrics = [record for record in records if isinstance(record, MetricRecord)]
+        params = [record for record in records if isinstance(record, ParamRecord)]
+        self.log_batch(run, metrics, params)
 
     def open_run(self, run: RunInfo) -> dict[str, str]:
         facts: dict[str, str] = {}

@@ -21,9 +21,11 @@ import enum
 import numbers
 import sys
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from trackhook.errors import InvalidValueError
+from trackhook.files import TrackedContent
 
 __all__ = ["Value", "check_step", "flatten", "is_metric", "normalise", "normalise_values"]
 
@@ -35,6 +37,10 @@ _PLAIN = frozenset({int, float, str, bool, type(None)})
 _FLOAT_RANGE_MAX = int(sys.float_info.max)
 _FLOAT_RANGE_MIN = -_FLOAT_RANGE_MAX
 _TOO_BIG = "the int is beyond the range of a float, which trackers store metrics as"
+_FILES_IN_LISTS = (
+    "a trackhook.File or trackhook.Image can be tracked at a key or in a dict, not in a list: "
+    "give each its own key, e.g. {'0': trackhook.Image(a), '1': trackhook.Image(b)}"
+)
 _HINT = "track an int, float, str, bool, None, a list, a dict or a pydantic model"
 # Trackers store steps as signed 64-bit integers (MLflow answers "Value out of range" beyond).
 _MAX_STEP = 2**63 - 1
@@ -61,8 +67,14 @@ def check_step(step: object) -> int:
     return step
 
 
-def normalise_values(values: Mapping[str, object]) -> dict[str, Value]:
-    """Normalise every keyword of one ``track_this`` call, or raise before any is recorded."""
+def normalise_values(
+    values: Mapping[str, object], *, files: list[str] | None = None
+) -> dict[str, Value]:
+    """Normalise every keyword of one ``track_this`` call, or raise before any is recorded.
+
+    ``files``: ``trackhook.File`` and ``trackhook.Image`` values are allowed (at a key or in a
+    dict) and kept as they are; their dotted keys are appended to ``files``.
+    """
     if not values:
         return {}
     clean: dict[str, Value] = {}
@@ -82,7 +94,7 @@ def normalise_values(values: Mapping[str, object]) -> dict[str, Value]:
             clean[key] = value
             continue
         try:
-            clean[key] = normalise(key, value)
+            clean[key] = normalise(key, value, files)
         except RecursionError:
             raise InvalidValueError(key, "it is nested too deeply, or contains itself") from None
         may_collide = may_collide or type(clean[key]) is dict
@@ -128,8 +140,12 @@ def _spellings(key: str, spelling: str, value: Value) -> Iterator[tuple[str, str
         yield key, spelling
 
 
-def normalise(key: str, value: object) -> Value:
-    """Return ``value`` in a JSON-storable form, or raise ``InvalidValueError`` naming ``key``."""
+def normalise(key: str, value: object, files: list[str] | None = None) -> Value:
+    """Return ``value`` in a JSON-storable form, or raise ``InvalidValueError`` naming ``key``.
+
+    A file or an image is kept as it is, and its key appended to ``files``; without ``files``
+    (in a list, in a line read back from the spool) it is refused.
+    """
     kind = type(value)
     if kind is int and not _FLOAT_RANGE_MIN <= value <= _FLOAT_RANGE_MAX:  # type: ignore[operator]
         raise InvalidValueError(key, _TOO_BIG)
@@ -148,10 +164,20 @@ def normalise(key: str, value: object) -> Value:
         except Exception as error:  # pydantic's serialisation errors, whatever their class
             raise InvalidValueError(key, f"the model cannot be dumped: {error}") from error
         return normalise(key, dumped)
+    if isinstance(value, TrackedContent):
+        if files is None:
+            raise InvalidValueError(key, _FILES_IN_LISTS)
+        files.append(key)
+        return value
     if isinstance(value, Mapping):
-        return _normalise_mapping(key, value)
+        return _normalise_mapping(key, value, files)
     if isinstance(value, (list, tuple)):
         return [normalise(f"{key}[{index}]", item) for index, item in enumerate(value)]
+    return _normalise_other(key, value)
+
+
+def _normalise_other(key: str, value: object) -> Value:
+    """A number of another library, a date, a path or a UUID; anything else is refused."""
     if isinstance(value, numbers.Integral):
         return normalise(key, int(value))
     if isinstance(value, numbers.Real):
@@ -208,7 +234,9 @@ def _why_not(value: object) -> str:
     return f"a {kind.__name__} cannot be tracked; {_HINT}{extra}"
 
 
-def _normalise_mapping(key: str, value: Mapping[Any, object]) -> dict[str, Value]:
+def _normalise_mapping(
+    key: str, value: Mapping[Any, object], files: list[str] | None
+) -> dict[str, Value]:
     clean: dict[str, Value] = {}
     for inner_key, inner in value.items():
         if isinstance(inner_key, bool) or not isinstance(inner_key, (str, int)):
@@ -225,7 +253,7 @@ def _normalise_mapping(key: str, value: Mapping[Any, object]) -> dict[str, Value
             raise InvalidValueError(
                 f"{key}.{name}", f"the keys {inner_key!r} and {name!r} both become {name!r}"
             )
-        clean[name] = normalise(f"{key}.{name}", inner)
+        clean[name] = normalise(f"{key}.{name}", inner, files)
     return clean
 
 
@@ -234,12 +262,17 @@ def is_metric(value: object) -> bool:
     return type(value) is int or type(value) is float
 
 
-def flatten(key: str, value: Value) -> Iterator[tuple[str, Value]]:
-    """Yield ``(dotted_key, leaf)`` for every leaf of a nested dict; other values as they are."""
-    if isinstance(value, dict):
+def flatten(
+    key: str, value: Value, files: AbstractSet[str] = frozenset()
+) -> Iterator[tuple[str, Value]]:
+    """Yield ``(dotted_key, leaf)`` for every leaf of a nested dict; other values as they are.
+
+    The dicts at ``files`` (held files' records, see ``trackhook.held``) are leaves too.
+    """
+    if isinstance(value, dict) and key not in files:
         if not value:
             return
         for inner_key, inner in value.items():
-            yield from flatten(f"{key}.{inner_key}", inner)
+            yield from flatten(f"{key}.{inner_key}", inner, files)
     else:
         yield key, value

@@ -144,8 +144,9 @@ class RunView:
         out.write(json.dumps(strict_json(document), indent=4) + "\n")
 
     def summaries(self) -> Iterator[KeySummary]:
-        """Each key (nested dicts flattened), in the order first tracked, summed up."""
-        from trackhook.values import flatten
+        """Each key (nested dicts flattened, files kept whole), in the order first tracked,
+        summed up."""
+        from trackhook.held import leaves_of as flatten
 
         for key, steps in self._keys():
             counted: dict[str, int] = {}
@@ -161,7 +162,7 @@ class RunView:
     @property
     def values(self) -> dict[str, dict[int, Any]]:
         """``dotted key -> step -> value``, every value in memory: ``summaries`` reads less."""
-        from trackhook.values import flatten
+        from trackhook.held import leaves_of as flatten
 
         stepped: dict[str, dict[int, Any]] = {}
         for key, steps in self._keys():

@@ -13,9 +13,10 @@ from typing import Any
 from trackhook import formats
 from trackhook.cli._output import Output, fits_unicode
 from trackhook.cli._runlogs import KeySummary, RunView, find_run, load_runs, store_of
+from trackhook.held import is_file_record
 from trackhook.resume import describe_resumptions
 
-__all__ = ["format_duration", "runs_command", "show_command", "sparkline"]
+__all__ = ["format_duration", "format_size", "runs_command", "show_command", "sparkline"]
 
 BARS = "▁▂▃▄▅▆▇█"
 _ASCII_BARS = "_.-:=+*#"
@@ -96,12 +97,16 @@ def show_run(run: RunView, out: Output) -> None:
     for trouble in _spool_trouble_lines(run):
         out.line(trouble)
     summaries = list(run.summaries())
-    params = [summary for summary in summaries if not summary.numeric]
+    files = [summary for summary in summaries if is_file_record(summary.last)]
+    params = [s for s in summaries if not s.numeric and not is_file_record(s.last)]
     metrics = [summary for summary in summaries if summary.numeric]
-    if not params and not metrics:
+    if not params and not metrics and not files:
         out.line()
         out.line("no values tracked")
         return
+    if files:
+        out.line()
+        _show_files(run, files, out)
     if params:
         out.line()
         rows = [[key.key, _steps(key), _cell(key.last)] for key in params]
@@ -126,6 +131,43 @@ def show_run(run: RunView, out: Output) -> None:
             right=["last", "min", "max"],
             title="Metrics",
         )
+
+
+def _show_files(run: RunView, files: list[KeySummary], out: Output) -> None:
+    """The files and images (the latest of each key), and what the run holds on disk."""
+    rows = [
+        [
+            key.key,
+            _steps(key),
+            key.last[formats.FILE_KIND],
+            key.last[formats.FILE_NAME],
+            format_size(key.last[formats.FILE_SIZE]),
+            key.last[formats.FILE_PATH],
+        ]
+        for key in files
+    ]
+    out.table(["file", "step", "kind", "name", "size", "held in the store as"], rows, title="Files")
+    held = run.document.get(formats.FILES_HELD)
+    if isinstance(held, dict):
+        out.line(
+            f"files held: {held.get(formats.HELD_COUNT)} "
+            f"({format_size(held.get(formats.HELD_BYTES))}) in {held.get(formats.HELD_FOLDER)} "
+            "under the run log store; remove the folder once every tracker has them"
+        )
+
+
+def format_size(size: object) -> str:
+    """Bytes for people: ``512 B``, ``1.5 MB``, ``2.0 GB`` (powers of 1000)."""
+    if not isinstance(size, int):
+        return "?"
+    if size < 1000:
+        return f"{size} B"
+    scaled = float(size)
+    for unit in ("kB", "MB"):
+        scaled /= 1000
+        if scaled < 1000:
+            return f"{scaled:.1f} {unit}"
+    return f"{scaled / 1000:.1f} GB"
 
 
 def _spool_trouble_lines(run: RunView) -> list[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackhook._markers import hookimpl
-from trackhook.records import MetricRecord, ParamRecord, RunInfo, Status
+from trackhook.records import FileRecord, MetricRecord, ParamRecord, RunInfo, Status
 
 __all__ = ["HookCall", "PerValueRecordingTracker", "RecordingTracker", "recording"]
 
@@ -59,6 +59,11 @@ class _Recorder:
         self._keep("trackhook_client_context", run=run)
         return _yielding(self)
 
+    @hookimpl
+    def trackhook_log_file(self, run: RunInfo, file: FileRecord) -> None:
+        # the content, read now: the held copy is the run's, and a test reads it after the run
+        self._keep("trackhook_log_file", run=run, file=file, content=file.path.read_bytes())
+
     # -- reading what was recorded ---------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -89,6 +94,20 @@ class _Recorder:
     def params(self) -> dict[str, Any]:
         """``key -> value`` of every parameter received (keys as the tracker received them)."""
         return {record.key: record.value for record in self.param_records()}
+
+    def file_records(self) -> list[FileRecord]:
+        """Every file and image received, in order."""
+        with self._lock:
+            return [c.kwargs["file"] for c in self.calls if c.name == "trackhook_log_file"]
+
+    def files(self) -> dict[tuple[str, int], bytes]:
+        """``(key, step) -> content`` of every file and image received, read when received."""
+        with self._lock:
+            return {
+                (c.kwargs["file"].key, c.kwargs["file"].step): c.kwargs["content"]
+                for c in self.calls
+                if c.name == "trackhook_log_file"
+            }
 
     def statuses(self) -> list[Status]:
         with self._lock:

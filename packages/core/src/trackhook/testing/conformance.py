@@ -18,16 +18,22 @@ pytest collects every ``test_*`` method of the base class into your class. Each 
 runs with ``trackhook.start_run`` (the tracker is found through its entry point, so the wiring is
 tested too), tracks the edge cases trackhook promises (steps in and out of order, nested keys, long
 keys and values, NaN and infinities, every kind of value, many values, a run continued by its
-run_id, a block that raises, fan-out to several trackers at once), and compares what your reader
-reports with what was tracked. Parameters are compared after the rules your tracker declares in
-``limits`` (``param_key``, renamed keys, truncation), so a tracker with limits passes unchanged.
+run_id, a block that raises, fan-out to several trackers at once, a file and an image), and
+compares what your reader reports with what was tracked. Parameters are compared after the rules
+your tracker declares in ``limits`` (``param_key``, renamed keys, truncation), so a tracker with
+limits passes unchanged. A tracker implementing ``trackhook_log_file`` must store the tracked
+bytes (its reader reports them in ``ReportedRun.files``); one that does not counts files as
+``skipped``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +65,10 @@ class ReportedRun:
     params: dict[str, Any] = field(default_factory=dict)
     status: str | None = None
     tag: str | None = None
+    files: dict[str, dict[int, bytes]] | None = None
+    """For a tracker that implements ``trackhook_log_file``: each stored file's or image's key
+    (``FileRecord.key``) mapped to ``step -> the bytes stored``. ``None``: the reader does not
+    report files (the file test then fails for a tracker that implements the hook)."""
 
 
 class TrackerConformance:
@@ -260,6 +270,49 @@ class TrackerConformance:
         self._track(body)
         _expect(clients != [None], "get_experiment_tracker_context() yielded None")
 
+    def test_files_and_images_arrive_with_their_bytes_or_count_as_skipped(self) -> None:
+        import trackhook
+
+        report, image = self._workdir / "report.bin", self._workdir / "sample.png"
+        tracked = {"report": bytes(range(256)) * 40, "eval.sample": _tiny_png()}
+        report.write_bytes(tracked["report"])
+        image.write_bytes(tracked["eval.sample"])
+
+        def body() -> None:
+            trackhook.track_this(
+                step=2, report=trackhook.File(report), eval={"sample": trackhook.Image(image)}
+            )
+
+        run = self._track(body)
+        if not self._implements("trackhook_log_file"):
+            skipped = self._delivery_of(run)[formats.SKIPPED]
+            _expect(
+                skipped == 2,
+                f"the tracker has no trackhook_log_file, yet {skipped} of the "
+                "2 files were counted as skipped",
+            )
+            return
+        reported = self._read(run)
+        _expect(
+            reported.files is not None,
+            "the tracker implements trackhook_log_file, but read_run reports no files: set "
+            "ReportedRun.files to {key: {step: the bytes stored}}",
+        )
+        assert reported.files is not None
+        for key, content in tracked.items():
+            stored_key = self._limits().storable_key(key)
+            stored = reported.files.get(stored_key, {}).get(2)
+            _expect(
+                stored is not None,
+                f"no file {stored_key!r} was stored at step 2; the stored files are "
+                f"{ {name: sorted(steps) for name, steps in reported.files.items()} }",
+            )
+            _expect(
+                hashlib.sha256(stored or b"").digest() == hashlib.sha256(content).digest(),
+                f"the file {stored_key!r} was stored with other bytes than tracked "
+                f"({len(stored or b'')} bytes stored, {len(content)} tracked)",
+            )
+
     # -- the machinery -----------------------------------------------------------------------
 
     _workdir: Path
@@ -354,6 +407,13 @@ class TrackerConformance:
         assert reported is not None
         return reported
 
+    def _delivery_of(self, run: RunInfo) -> dict[str, Any]:
+        """The delivery report of the (only) tracker in ``run``'s run log."""
+        path = self._workdir / ".run_log_store" / f"{run.run_id}.json"
+        (item,) = read_run_log_header(path).header[formats.TRACKERS]
+        delivery: dict[str, Any] = item[formats.TRACKER_DELIVERY]
+        return delivery
+
     def _limits(self) -> TrackerLimits:
         limits = getattr(self._tracker_factory(), "limits", None)
         return limits if isinstance(limits, TrackerLimits) else TrackerLimits()
@@ -418,6 +478,23 @@ class TrackerConformance:
 
 class _Boom(Exception):
     """The exception the suite's own block raises."""
+
+
+def _tiny_png() -> bytes:
+    """A valid 2x2 red PNG, made without an image library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)  # 2x2, 8 bits, RGB
+    rows = b"".join(b"\x00" + bytes([255, 0, 0]) * 2 for _ in range(2))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _expect(condition: bool, message: str) -> None:

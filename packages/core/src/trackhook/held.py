@@ -1,0 +1,296 @@
+"""Holding the content of tracked files and images in the run store, and reading it back.
+
+``track_this`` hands each ``trackhook.File`` / ``trackhook.Image`` to a ``ContentHolder`` before
+the call's line reaches the spool: the content is copied (a reflink where the file system can
+share the blocks, a copy otherwise) and hashed in one pass, into::
+
+    <store>/<run_id>/files/<sha256>/<name>
+
+The copy is what makes "changing or deleting the original afterwards changes nothing" true: a
+hard link would share the original's inode, and a checkpoint rewritten in place would change the
+held content under the tracker. A reflink (``FICLONE``: Btrfs, XFS, bcachefs, overlayfs on them)
+shares blocks copy-on-write, so it is both cheap and safe; the hash is taken from the held copy,
+never from an original that may be changing. Content is addressed by its SHA-256, so tracking the
+same bytes under the same name again holds them once.
+
+The spool line then holds, at the value's key, the record the run log shows (``FILE_*`` fields of
+``trackhook.formats``) and names the key in its ``"f"`` list; delivery turns it into a
+``FileRecord`` whose ``path`` is the held copy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from trackhook import formats
+from trackhook.errors import InvalidValueError
+from trackhook.files import File, Image, TrackedContent
+from trackhook.limits import is_normal_path
+
+__all__ = [
+    "ContentHolder",
+    "HeldFiles",
+    "held_path",
+    "held_usage",
+    "hold_all",
+    "is_file_record",
+    "leaves_of",
+    "safe_file_name",
+]
+
+FILES_FOLDER = "files"
+_CHUNK = 1 << 20
+_FICLONE = 0x40049409
+"""``ioctl`` request of Linux's ``FICLONE`` (``_IOW(0x94, 9, int)``): share the blocks of a file."""
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_Digest = tuple[str, int]
+"""The hex SHA-256 of some content, and its size in bytes."""
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` as one file name: no separator, and never ``.`` or ``..`` (a folder above)."""
+    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
+    return safe if safe.strip(".") else "_" * (len(safe) or 1)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """One content held for a ``track_this`` call: its record, and whether the call made it."""
+
+    record: dict[str, Any]
+    path: Path
+    new: bool
+
+
+class ContentHolder:
+    """Copies tracked content into ``<store>/<run_id>/files`` (see the module's documentation)."""
+
+    def __init__(self, store_root: Path, run_id: str) -> None:
+        self._root = store_root
+        self._folder = store_root / run_id / FILES_FOLDER
+        self._relative = f"{run_id}/{FILES_FOLDER}"
+
+    def hold(self, key: str, content: TrackedContent) -> _Held:
+        """Hold ``content`` tracked at ``key``; ``InvalidValueError`` naming both when it cannot
+        be read (the store's own failures are ``OSError``)."""
+        if isinstance(content, File):
+            return self._hold_file(key, content.path, "file")
+        assert isinstance(content, Image)
+        from trackhook.images import png_of, readable_image_path
+
+        path = readable_image_path(key, content.data)
+        if path is not None:
+            return self._hold_file(key, path, "image")
+        data = png_of(key, content.data)
+        name = f"{safe_file_name(key)}.png"
+        return self._store(name, "image", lambda out: _write_bytes(data, out))
+
+    def _hold_file(self, key: str, path: Path, kind: str) -> _Held:
+        try:
+            # O_NONBLOCK: a FIFO given by mistake is refused below instead of waiting for a writer
+            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as error:
+            raise InvalidValueError(key, f"{str(path)!r} cannot be read: {_why(error)}") from None
+        try:
+            if not _is_regular_file(source):
+                raise InvalidValueError(
+                    key, f"{str(path)!r} is not a file (a folder?): track a file, or an archive"
+                )
+            name = safe_file_name(path.name)
+            return self._store(name, kind, lambda out: _clone_or_copy(key, path, source, out))
+        finally:
+            os.close(source)
+
+    def _store(self, name: str, kind: str, fill: Callable[[int], _Digest | None]) -> _Held:
+        """Write the content with ``fill(descriptor)`` into a new file and move it to its place
+        (or drop it, when that content is held already under that name).
+
+        ``fill`` returns the content's digest and size when it saw every byte it wrote; after a
+        reflink, which shares blocks unseen, the new file is read to hash it.
+        """
+        self._folder.mkdir(parents=True, exist_ok=True)
+        temporary = self._folder / f".incoming-{uuid.uuid4().hex}"
+        try:
+            out = os.open(temporary, _NEW_FILE_FLAGS, 0o644)
+            try:
+                seen = fill(out)
+            finally:
+                os.close(out)
+            digest, size = seen if seen is not None else _sha256_of(temporary)
+            place = self._folder / digest / name
+            new = not (place.is_file() and place.stat().st_size == size)
+            if new:
+                place.parent.mkdir(exist_ok=True)
+                os.replace(temporary, place)
+        finally:
+            temporary.unlink(missing_ok=True)
+        record = {
+            formats.FILE_PATH: f"{self._relative}/{digest}/{name}",
+            formats.FILE_NAME: name,
+            formats.FILE_KIND: kind,
+            formats.FILE_SHA256: digest,
+            formats.FILE_SIZE: size,
+        }
+        return _Held(record, place, new)
+
+    def forget(self, held: _Held) -> None:
+        """Remove content this call held new: the call was refused, nothing of it is recorded."""
+        if held.new:
+            held.path.unlink(missing_ok=True)
+            with suppress(OSError):  # other names of the same content are still held there
+                held.path.parent.rmdir()
+
+
+@dataclass
+class HeldFiles:
+    """A call's values with its files held: the values for the spool, and the keys of files."""
+
+    values: dict[str, Any]
+    keys: list[str]
+
+
+def hold_all(holder: ContentHolder, values: dict[str, Any], keys: list[str]) -> HeldFiles:
+    """``values`` with each file or image at ``keys`` (dotted, as ``values.flatten`` yields them)
+    replaced by its held record; all or nothing: a failure removes what the call held."""
+    done: list[_Held] = []
+
+    def held(key: str, content: TrackedContent) -> dict[str, Any]:
+        item = holder.hold(key, content)
+        done.append(item)
+        return item.record
+
+    try:
+        replaced = {key: _replace(key, value, held) for key, value in values.items()}
+    except BaseException:
+        for item in done:
+            holder.forget(item)
+        raise
+    return HeldFiles(replaced, keys)
+
+
+def _replace(key: str, value: Any, held: Callable[[str, TrackedContent], dict[str, Any]]) -> Any:
+    if isinstance(value, TrackedContent):
+        return held(key, value)
+    if type(value) is dict:
+        return {inner: _replace(f"{key}.{inner}", item, held) for inner, item in value.items()}
+    return value
+
+
+def is_file_record(value: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``value`` is a held file's record as the spool holds it: planted lines never
+    point a tracker outside the store's ``files`` folders."""
+    if type(value) is not dict:
+        return False
+    path, name = value.get(formats.FILE_PATH), value.get(formats.FILE_NAME)
+    size, digest = value.get(formats.FILE_SIZE), value.get(formats.FILE_SHA256)
+    return (
+        isinstance(path, str)
+        and is_normal_path(path)
+        and path.split("/")[1:2] == [FILES_FOLDER]
+        and isinstance(name, str)
+        and path.endswith(f"/{name}")
+        and value.get(formats.FILE_KIND) in ("file", "image")
+        and isinstance(digest, str)
+        and _HEX64.fullmatch(digest) is not None
+        and type(size) is int
+        and size >= 0
+    )
+
+
+def leaves_of(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """``values.flatten`` for the run log's values, which name no files: a held file's record is
+    known by its shape, and is a leaf."""
+    if type(value) is dict and not is_file_record(value):
+        for inner_key, inner in value.items():
+            yield from leaves_of(f"{key}.{inner_key}", inner)
+    else:
+        yield key, value
+
+
+def held_path(store_root: Path, record: Mapping[str, Any]) -> Path:
+    """The held copy a file record points to, as an absolute path."""
+    return store_root.absolute() / str(record[formats.FILE_PATH])
+
+
+def held_usage(store_root: Path, run_id: str) -> dict[str, Any] | None:
+    """What the run's held files take on disk, for the run log; ``None`` when it holds none."""
+    folder = store_root / run_id / FILES_FOLDER
+    count = size = 0
+    try:
+        for entry in folder.glob("*/*"):
+            if entry.is_file() and not entry.is_symlink():
+                count += 1
+                size += entry.stat().st_size
+    except OSError:
+        return None
+    if not count:
+        return None
+    return {
+        formats.HELD_FOLDER: f"{run_id}/{FILES_FOLDER}",
+        formats.HELD_COUNT: count,
+        formats.HELD_BYTES: size,
+    }
+
+
+def _is_regular_file(descriptor: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(descriptor).st_mode)
+
+
+def _clone_or_copy(key: str, path: Path, source: int, out: int) -> _Digest | None:
+    """Share the source's blocks (a reflink) where the file system can, else copy and hash them
+    in one pass."""
+    try:
+        fcntl.ioctl(out, _FICLONE, source)
+        return None
+    except OSError:
+        pass  # not supported here (ext4, tmpfs, another file system): copy
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_CHUNK)
+    while True:
+        try:
+            count = os.readv(source, [buffer])
+        except OSError as error:
+            raise InvalidValueError(key, f"{str(path)!r} cannot be read: {_why(error)}") from None
+        if not count:
+            return digest.hexdigest(), size
+        chunk = memoryview(buffer)[:count]
+        digest.update(chunk)
+        _write_all(out, chunk)
+        size += count
+
+
+def _write_bytes(data: bytes, out: int) -> _Digest:
+    _write_all(out, memoryview(data))
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _write_all(out: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(out, view) :]
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _why(error: OSError) -> str:
+    return error.strerror or type(error).__name__

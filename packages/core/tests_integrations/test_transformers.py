@@ -86,10 +86,10 @@ def test_training_tracks_the_arguments_as_params_and_logs_at_the_global_step(
     with recording() as recorder:
         tiny_trainer(tmp_path, TrackhookCallback("bert", config=recording_config())).train()
     params = recorder.params()
-    assert (params["learning_rate"], params["max_steps"], params["report_to"]) == (
+    assert (params["learning_rate"], params["max_steps"], params["use_cpu"]) == (
         0.01,
         MAX_STEPS,
-        ["none"],
+        True,
     )
     assert sorted(recorder.metrics("loss")) == [1, 2, 3, 4]
     assert sorted(recorder.metrics("eval_loss")) == [2, 4]

@@ -75,7 +75,8 @@ class TrackhookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         optimizer = getattr(self.model, "optimizer", None)
         params: dict[str, Any] = dict(self.params or {})
         if optimizer is not None:
-            params["optimizer"] = optimizer.get_config()
+            # its class, not the instance's name ("sgd_4"), which counts the optimizers made
+            params["optimizer"] = {**optimizer.get_config(), "name": type(optimizer).__name__}
             self._optimizer_steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._training.track_params(params)
 

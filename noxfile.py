@@ -56,6 +56,44 @@ def tests_wandb(session: nox.Session) -> None:
     _pytest(session, "packages/tracker-wandb/tests")
 
 
+# A CPU build of torch on disk, if there is one (CI's machines have it): the frameworks' tests
+# need no GPU, and torch from the package index is a CUDA build of several GB.
+TORCH_WHEELS = Path(os.environ.get("TRACKHOOK_TORCH_WHEELS", "/opt/wheels"))
+FRAMEWORKS = "lightning,transformers,accelerate,keras"
+
+
+def _torch(session: nox.Session) -> str:
+    """The local CPU wheel of torch for the session's Python, else ``torch`` from the index."""
+    tag = session.run(
+        "python", "-c", "import sys; print('cp%d%d' % sys.version_info[:2])", silent=True
+    )
+    tag = str(tag).strip()
+    wheels = sorted(TORCH_WHEELS.glob(f"torch-*+cpu-{tag}-{tag}-*.whl"))
+    if wheels:
+        return str(wheels[-1])
+    session.warn(f"no CPU wheel of torch for {tag} in {TORCH_WHEELS}: torch from the index")
+    return "torch"
+
+
+@nox.session(name="tests-integrations")
+def tests_integrations(session: nox.Session) -> None:
+    """The framework bridges (trackhook.integrations) in real trainings on CPU, with the MLflow
+    adapter; offline: no model or data set is downloaded."""
+    session.install(
+        _torch(session),
+        f"{CORE}[test,{FRAMEWORKS}]",
+        "./packages/tracker-mlflow[test]",
+        EXAMPLE_PLUGIN,  # a tracker that the two processes of a DDP fit start in no time
+    )
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "KERAS_BACKEND": "torch"}
+    session.run(
+        "pytest",
+        "packages/core/tests_integrations",
+        *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1", **offline},
+    )
+
+
 # The lower bounds the adapters declare in their pyproject.toml, tested by the "-oldest" sessions
 # below (keep them equal). Not part of `nox -s tests`, which tests the newest releases: see each
 # adapter's README ("Supported versions") for when the oldest run. MLflow 3.5 imports a class that
@@ -108,6 +146,7 @@ def tests(session: nox.Session) -> None:
         "tests-wandb",
         "tests-mlflow",
         "tests-tensorboard",
+        "tests-integrations",
         "docs",
     ):
         session.notify(name)

@@ -63,24 +63,24 @@ class TrackhookTracker(GeneralTracker):  # type: ignore[misc]
         """The open trackhook run (opened now if it is not)."""
         return self._training.open()
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def start(self) -> None:
         """Open the run (``init_trackers``)."""
         self._training.open()
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def store_init_configuration(self, values: Mapping[str, Any]) -> None:
         """Track ``init_trackers``' ``config`` at step 0 as parameters, numbers included."""
         self._training.track_params(values)
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """Track ``values`` at ``step`` (without one: the last step logged)."""
         if step is not None:
             self._last_step = step
         self._training.track_metrics(self._last_step, values)
 
-    @on_main_process  # type: ignore[misc]
+    @on_main_process  # type: ignore[untyped-decorator]
     def finish(self) -> None:
         """Close the run as ``SUCCESS`` (``end_training``)."""
         self._training.close("SUCCESS")

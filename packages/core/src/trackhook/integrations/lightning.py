@@ -59,32 +59,32 @@ class TrackhookLogger(Logger):  # type: ignore[misc]
         return self._training.run_id
 
     @property
-    @rank_zero_experiment  # type: ignore[misc]
+    @rank_zero_experiment  # type: ignore[untyped-decorator]
     def experiment(self) -> Run:
         """The open trackhook run (opened now if it is not); a stand-in on other ranks."""
         return self._training.open()
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def log_hyperparams(
         self, params: Mapping[str, Any] | Namespace, *args: Any, **kwargs: Any
     ) -> None:
         """Track the hyperparameters at step 0 as parameters, numbers included."""
         self._training.track_params(params)
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Track ``metrics`` at Lightning's ``step`` (without one: the last step logged)."""
         if step is not None:
             self._last_step = step
         self._training.track_metrics(self._last_step, metrics)
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def save(self) -> None:
         """Hand what was tracked so far to the operating system, as Lightning saves a checkpoint."""
         if self._training.is_open:
             self._training.open().flush()
 
-    @rank_zero_only  # type: ignore[misc]
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def finalize(self, status: str) -> None:
         """Close the run: ``FAIL`` for Lightning's ``"failed"``, else ``SUCCESS``.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -63,11 +64,11 @@ FRAMEWORKS = "lightning,transformers,accelerate,keras"
 
 
 def _torch(session: nox.Session) -> str:
-    """The local CPU wheel of torch for the session's Python, else ``torch`` from the index."""
-    tag = session.run(
-        "python", "-c", "import sys; print('cp%d%d' % sys.version_info[:2])", silent=True
-    )
-    tag = str(tag).strip()
+    """The local CPU wheel of torch for this Python, else ``torch`` from the index.
+
+    A session without ``python=`` runs on the interpreter that runs nox: its tag is this one's.
+    """
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     wheels = sorted(TORCH_WHEELS.glob(f"torch-*+cpu-{tag}-{tag}-*.whl"))
     if wheels:
         return str(wheels[-1])
@@ -75,16 +76,21 @@ def _torch(session: nox.Session) -> str:
     return "torch"
 
 
-@nox.session(name="tests-integrations")
-def tests_integrations(session: nox.Session) -> None:
-    """The framework bridges (trackhook.integrations) in real trainings on CPU, with the MLflow
-    adapter; offline: no model or data set is downloaded."""
+def _install_frameworks(session: nox.Session) -> None:
+    """The core with every framework it bridges (CPU torch), and trackhook-mlflow."""
     session.install(
         _torch(session),
         f"{CORE}[test,{FRAMEWORKS}]",
         "./packages/tracker-mlflow[test]",
         EXAMPLE_PLUGIN,  # a tracker that the two processes of a DDP fit start in no time
     )
+
+
+@nox.session(name="tests-integrations")
+def tests_integrations(session: nox.Session) -> None:
+    """The framework bridges (trackhook.integrations) in real trainings on CPU, with the MLflow
+    adapter; offline: no model or data set is downloaded."""
+    _install_frameworks(session)
     offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "KERAS_BACKEND": "torch"}
     session.run(
         "pytest",
@@ -256,3 +262,10 @@ def bench(session: nox.Session) -> None:
     ):
         if (ROOT / script).exists():
             session.run("python", script)
+
+
+@nox.session(name="bench-integrations")
+def bench_integrations(session: nox.Session) -> None:
+    """A Lightning fit to a mlflow server: no logger, MLFlowLogger, TrackhookLogger."""
+    _install_frameworks(session)
+    session.run("python", "bench/bench_lightning.py")

@@ -45,7 +45,16 @@ from trackhook.run import (
 )
 from trackhook.runid import check_run_id, check_tag, generate_run_id
 
-__all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_params", "track_this"]
+__all__ = [
+    "close_run",
+    "get_experiment_tracker_context",
+    "open_run",
+    "start_run",
+    "track_env",
+    "track_params",
+    "track_this",
+    "tracking_into",
+]
 
 
 class _ChildEnvironment:

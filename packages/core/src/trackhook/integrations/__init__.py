@@ -1,11 +1,9 @@
 """trackhook inside the training frameworks: a logger or callback for each, in a module of its own.
 
-=====================================================  ================================
-``trackhook.integrations.lightning.TrackhookLogger``     a Lightning ``Logger``
-``trackhook.integrations.transformers.TrackhookCallback``  a transformers ``TrainerCallback``
-``trackhook.integrations.accelerate.TrackhookTracker``   an accelerate ``GeneralTracker``
-``trackhook.integrations.keras.TrackhookCallback``       a Keras 3 ``Callback``
-=====================================================  ================================
+- ``trackhook.integrations.lightning.TrackhookLogger``: a Lightning ``Logger``;
+- ``trackhook.integrations.transformers.TrackhookCallback``: a transformers ``TrainerCallback``;
+- ``trackhook.integrations.accelerate.TrackhookTracker``: an accelerate ``GeneralTracker``;
+- ``trackhook.integrations.keras.TrackhookCallback``: a Keras 3 ``Callback``.
 
 Each takes ``(run_id=None, tag="", *, config=None)`` as ``trackhook.start_run`` does, opens the
 run when training starts and closes it when training ends. A module imports its framework when

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import trackhook
+from trackhook.integrations import run_id_for
 from trackhook.integrations.lightning import TrackhookLogger
 from trackhook.testing import recording
 
@@ -116,3 +117,26 @@ def test_a_ddp_fit_on_two_processes_opens_one_run_and_sends_each_value_once(
     params = {call["key"]: call["value"] for call in calls if call["event"] == "param"}
     assert params == {"learning_rate": 0.1, "fail_at_step": None}
     assert [path.name for path in Path(".run_log_store").glob("*.json")] == ["ddp.json"]
+
+
+def test_a_fit_resumed_from_its_checkpoint_continues_the_run_kept_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    folder = tmp_path / "checkpoints"
+    with recording() as recorder:
+        for epochs in (1, 2):  # the second fit is a restart, with a new logger and trainer
+            logger = TrackhookLogger(run_id_for(folder), config=recording_config())
+            checkpoints = ModelCheckpoint(dirpath=folder, save_last=True)
+            trainer = tiny_trainer(
+                logger,
+                tmp_path,
+                max_epochs=epochs,
+                enable_checkpointing=True,
+                callbacks=[checkpoints],
+            )
+            trainer.fit(TinyRegression(), random_data(), ckpt_path="last")
+    assert {call.kwargs["run"].run_id for call in recorder.calls} == {run_id_for(folder)}
+    assert sorted(recorder.metrics("train_loss")) == [step - 1 for step in STEPS]
+    assert recorder.statuses() == ["SUCCESS", "SUCCESS"]

@@ -12,9 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trackhook.errors import TrackhookWarning
 from trackhook.integrations import RUN_ID_FILE, run_id_for
+from trackhook.integrations._bridge import TrainingRun
 from trackhook.integrations._convert import MAX_LISTED_ELEMENTS, trackable, trackable_dict
 from trackhook.runid import check_run_id
+from trackhook.testing import recording
+
+from .conftest import recording_config
 
 
 class Colour(enum.Enum):
@@ -109,3 +114,21 @@ def test_a_missing_framework_is_an_error_naming_the_package_to_install(
     assert result.stdout.startswith("True ")
     assert install in result.stdout
     assert f"trackhook[{blocked}]" in result.stdout
+
+
+def test_a_value_the_core_refuses_is_left_out_with_a_warning_and_the_others_tracked() -> None:
+
+    training = TrainingRun("lenient", "", recording_config(), "a framework")
+    with recording() as recorder, pytest.warns(TrackhookWarning, match="a framework handed"):
+        training.track_metrics(3, {"": 1.0, "loss": np.float32(0.5)})
+        training.close("SUCCESS")
+    assert recorder.metrics("loss") == {3: 0.5}
+
+
+def test_a_hyperparameter_named_step_is_left_out_with_a_warning() -> None:
+
+    training = TrainingRun("named-step", "", recording_config(), "a framework")
+    with recording() as recorder, pytest.warns(TrackhookWarning, match="'step' was not tracked"):
+        training.track_params({"step": 5, "learning_rate": 0.1})
+        training.close("SUCCESS")
+    assert recorder.params() == {"learning_rate": 0.1}

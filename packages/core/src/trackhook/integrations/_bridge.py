@@ -61,6 +61,7 @@ class TrainingRun:
 
     @property
     def is_open(self) -> bool:
+        """Whether the run is open now (training has started and not ended)."""
         return self._run is not None and not self._run.closed
 
     def open(self) -> Run:
@@ -92,10 +93,11 @@ class TrainingRun:
         run = self.open()
 
         def track(clean: dict[str, object]) -> None:
-            named_step = clean.pop("step", None)
+            # "step" is the one keyword that track_params cannot take as a value's name
+            named = {key: value for key, value in clean.items() if key != "step"}
             with tracking_into(run):
-                trackhook.track_params(step=step, **clean)
-            if named_step is not None:  # a keyword that track_params cannot take by name
+                trackhook.track_params(step=step, **named)
+            if len(named) < len(clean):
                 warn_in_background(
                     f"the {self.framework} hyperparameter 'step' was not tracked: rename it"
                 )

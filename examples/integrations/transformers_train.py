@@ -26,20 +26,20 @@ class RandomSentences(torch.utils.data.Dataset):
 model = BertForSequenceClassification(
     BertConfig(
         vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
+        hidden_size=16,
+        num_hidden_layers=1,
         num_attention_heads=2,
-        intermediate_size=64,
+        intermediate_size=32,
         num_labels=2,
     )
 )
 args = TrainingArguments(
     output_dir="bert-output",
-    max_steps=20,
+    max_steps=10,
     per_device_train_batch_size=8,
-    logging_steps=5,
+    logging_steps=2,
     eval_strategy="steps",
-    eval_steps=10,
+    eval_steps=5,
     report_to="none",  # no other tracker's callback
     use_cpu=True,
 )

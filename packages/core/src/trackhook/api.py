@@ -510,6 +510,7 @@ def _forget_parent_runs_in_child() -> None:
     for run in [*_active, *([_implicit] if _implicit is not None else [])]:
         run.abandon_after_fork()
     _active.clear()
+    _opened_by_call.clear()  # the parent closes its own, never this child at its exit
     _implicit = None
     _child_environment = _ChildEnvironment()
     _lock = threading.RLock()

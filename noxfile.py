@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
 import nox
@@ -54,6 +55,49 @@ def tests_wandb(session: nox.Session) -> None:
     """trackhook-wandb with the core, offline; mlflow is not installed here."""
     session.install(CORE, "./packages/tracker-wandb[test]")
     _pytest(session, "packages/tracker-wandb/tests")
+
+
+# A CPU build of torch on disk, if there is one (CI's machines have it): the frameworks' tests
+# need no GPU, and torch from the package index is a CUDA build of several GB.
+TORCH_WHEELS = Path(os.environ.get("TRACKHOOK_TORCH_WHEELS", "/opt/wheels"))
+FRAMEWORKS = "lightning,transformers,accelerate,keras"
+
+
+def _torch(session: nox.Session) -> str:
+    """The local CPU wheel of torch for this Python, else ``torch`` from the index.
+
+    A session without ``python=`` runs on the interpreter that runs nox: its tag is this one's.
+    """
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    wheels = sorted(TORCH_WHEELS.glob(f"torch-*+cpu-{tag}-{tag}-*.whl"))
+    if wheels:
+        return str(wheels[-1])
+    session.warn(f"no CPU wheel of torch for {tag} in {TORCH_WHEELS}: torch from the index")
+    return "torch"
+
+
+def _install_frameworks(session: nox.Session) -> None:
+    """The core with every framework it bridges (CPU torch), and trackhook-mlflow."""
+    session.install(
+        _torch(session),
+        f"{CORE}[test,{FRAMEWORKS}]",
+        "./packages/tracker-mlflow[test]",
+        EXAMPLE_PLUGIN,  # a tracker that the two processes of a DDP fit start in no time
+    )
+
+
+@nox.session(name="tests-integrations")
+def tests_integrations(session: nox.Session) -> None:
+    """The framework bridges (trackhook.integrations) in real trainings on CPU, with the MLflow
+    adapter; offline: no model or data set is downloaded."""
+    _install_frameworks(session)
+    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "KERAS_BACKEND": "torch"}
+    session.run(
+        "pytest",
+        "packages/core/tests_integrations",
+        *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1", **offline},
+    )
 
 
 # The lower bounds the adapters declare in their pyproject.toml, tested by the "-oldest" sessions
@@ -108,6 +152,7 @@ def tests(session: nox.Session) -> None:
         "tests-wandb",
         "tests-mlflow",
         "tests-tensorboard",
+        "tests-integrations",
         "docs",
     ):
         session.notify(name)
@@ -217,3 +262,10 @@ def bench(session: nox.Session) -> None:
     ):
         if (ROOT / script).exists():
             session.run("python", script)
+
+
+@nox.session(name="bench-integrations")
+def bench_integrations(session: nox.Session) -> None:
+    """A Lightning fit to a mlflow server: no logger, MLFlowLogger, TrackhookLogger."""
+    _install_frameworks(session)
+    session.run("python", "bench/bench_lightning.py")

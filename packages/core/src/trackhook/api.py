@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
@@ -44,7 +44,16 @@ from trackhook.variables import (
     TAG_VARIABLE,
 )
 
-__all__ = ["get_experiment_tracker_context", "start_run", "track_env", "track_params", "track_this"]
+__all__ = [
+    "close_run",
+    "get_experiment_tracker_context",
+    "open_run",
+    "start_run",
+    "track_env",
+    "track_params",
+    "track_this",
+    "tracking_into",
+]
 
 
 class _ChildEnvironment:
@@ -105,6 +114,8 @@ threads each track into their own run."""
 _child_environment = _ChildEnvironment()
 _closed_here: set[str] = set()
 """The run_ids of the runs this process owned and has closed: the implicit run never reopens one."""
+_opened_by_call: list[Run] = []
+"""Runs of ``open_run`` not closed yet: the interpreter's exit closes them as ``FAIL``."""
 _implicit: Run | None = None
 _inherited_config: Any = None
 _uncaught_exception = False
@@ -130,13 +141,7 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
     unless a run opened later is still open: give a subprocess those variables explicitly to be
     sure it joins this run.
     """
-    from trackhook.config import load_config
-
-    loaded = load_config(config)
-    run = Run(run_id or generate_run_id(), tag, loaded, owner=True)
-    with _lock:
-        _active.append(run)
-        _child_environment.opened(run)
+    run = _open(run_id, tag, config)
     token = _context_run.set(run)
     status: Status = "SUCCESS"
     try:
@@ -146,11 +151,101 @@ def start_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -
         raise
     finally:
         _context_run.reset(token)
-        with _lock:
-            if run in _active:
-                _active.remove(run)
-            _forget(run)
-        _finish(run, status, propagate_tracker_errors=status == "SUCCESS")
+        _close(run, status, propagate_tracker_errors=status == "SUCCESS")
+
+
+def open_run(run_id: str | None = None, tag: str = "", *, config: Any = None) -> Run:
+    """Open a run that stays open until ``close_run``: for code whose start and end are two calls.
+
+    A training framework tells its logger or callback that training starts and that it ended in
+    two separate calls, never around one block: the bridges of ``trackhook.integrations`` open
+    their run here. Arguments and errors as for ``start_run``. Until it closes, the run is the
+    active run of every thread that has no ``start_run`` of its own, so ``track_this`` in a
+    training step lands in it. A run still open when the interpreter exits closes as ``FAIL``:
+    whatever was to report its end never did.
+    """
+    run = _open(run_id, tag, config, on_tracker_opened=_close_runs_left_open_at_exit)
+    with _lock:
+        _opened_by_call.append(run)
+    _close_runs_left_open_at_exit()
+    return run
+
+
+def close_run(run: Run, status: Status) -> None:
+    """Close a run of ``open_run`` with ``status`` (``SUCCESS`` or ``FAIL``); a closed run stays
+    as it is.
+
+    :raises trackhook.TrackerDeliveryError: closing as ``SUCCESS``, a tracker configured with
+        ``on_error: raise`` failed.
+    """
+    with _lock:
+        if run in _opened_by_call:
+            _opened_by_call.remove(run)
+    if not run.closed:
+        _close(run, status, propagate_tracker_errors=status == "SUCCESS")
+
+
+@contextmanager
+def tracking_into(run: Run) -> Iterator[Run]:
+    """Make ``run`` this thread's active run for the block, whichever run the thread has.
+
+    For code that tracks on a run's behalf from hooks a framework calls: ``track_this`` and its
+    kin inside the block land in ``run``, even under a ``start_run`` of the calling thread.
+    """
+    token = _context_run.set(run)
+    try:
+        yield run
+    finally:
+        _context_run.reset(token)
+
+
+def _open(
+    run_id: str | None,
+    tag: str,
+    config: Any,
+    on_tracker_opened: Callable[[], None] | None = None,
+) -> Run:
+    """Load the configuration, open the run in its trackers and make it the innermost one."""
+    from trackhook.config import load_config
+
+    loaded = load_config(config)
+    run = Run(
+        run_id or generate_run_id(), tag, loaded, owner=True, on_tracker_opened=on_tracker_opened
+    )
+    with _lock:
+        _active.append(run)
+        _child_environment.opened(run)
+    return run
+
+
+def _close(
+    run: Run, status: Status, *, propagate_tracker_errors: bool, at_exit: bool = False
+) -> None:
+    with _lock:
+        if run in _active:
+            _active.remove(run)
+        _forget(run)
+    _finish(run, status, propagate_tracker_errors=propagate_tracker_errors, at_exit=at_exit)
+
+
+def _close_runs_left_open_at_exit() -> None:
+    """(Re-)register the exit handler that closes the runs of ``open_run`` left open.
+
+    Registered again once a tracker has opened a run, for the reason given in
+    ``_close_implicit_run_before_trackers_exit_handlers``; once only, however many runs opened.
+    """
+    atexit.unregister(_close_runs_left_open)
+    atexit.register(_close_runs_left_open)
+
+
+def _close_runs_left_open() -> None:
+    """At exit: a run of ``open_run`` still open never heard that its training ended: ``FAIL``."""
+    with _lock:
+        runs = list(_opened_by_call)
+        _opened_by_call.clear()
+    for run in runs:
+        if not run.closed:
+            _close(run, "FAIL", propagate_tracker_errors=False, at_exit=True)
 
 
 def _forget(run: Run) -> None:
@@ -417,6 +512,7 @@ def _forget_parent_runs_in_child() -> None:
     for run in [*_active, *([_implicit] if _implicit is not None else [])]:
         run.abandon_after_fork()
     _active.clear()
+    _opened_by_call.clear()  # the parent closes its own, never this child at its exit
     _implicit = None
     _child_environment = _ChildEnvironment()
     _lock = threading.RLock()

@@ -158,3 +158,26 @@ def test_a_resumed_run_keeps_its_first_start_all_values_and_the_sum_of_its_count
     assert log["user_defined_metrics"] == {"loss": {"1": 0.5, "2": 0.25}, "note": {"2": "again"}}
     (tracker,) = log["experiment_trackers"]  # type: ignore[misc]
     assert tracker["delivery"]["delivered"] == 3
+
+
+def test_building_a_run_touches_no_file_and_starts_no_thread_until_it_opens(tmp_path: Path) -> None:
+    import threading
+
+    from trackhook.config import load_config
+    from trackhook.run import Run
+
+    store = tmp_path / "store"
+    loaded = load_config({"experiment_tracker": {"type": "recording"}, "run_log_store": str(store)})
+    threads = set(threading.enumerate())
+    with recording() as recorder:
+        run = Run("built", "", loaded, owner=True)
+        assert not store.exists()
+        assert set(threading.enumerate()) == threads
+        assert recorder.statuses() == []
+        run.open()
+        run.track(1, {"loss": 0.5})
+        run.close("SUCCESS")
+    assert json.loads((store / "built.json").read_text())["user_defined_metrics"] == {
+        "loss": {"1": 0.5}
+    }
+    assert recorder.statuses() == ["SUCCESS"]

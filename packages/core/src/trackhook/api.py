@@ -211,7 +211,7 @@ def _open(
     loaded = load_config(config)
     run = Run(
         run_id or generate_run_id(), tag, loaded, owner=True, on_tracker_opened=on_tracker_opened
-    )
+    ).open()
     with _lock:
         _active.append(run)
         _child_environment.opened(run)
@@ -382,7 +382,7 @@ def _open_implicit_run() -> Run:
         loaded,
         owner=not joined,
         on_tracker_opened=_close_implicit_run_before_trackers_exit_handlers,
-    )
+    ).open()
     if not joined:
         _child_environment.opened(run)
     return run

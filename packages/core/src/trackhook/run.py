@@ -55,6 +55,7 @@ from trackhook.variables import (
 
 if TYPE_CHECKING:
     from trackhook.config import LoadedConfig
+    from trackhook.trackers import TrackerNotLoaded
 
 __all__ = ["Run"]
 
@@ -75,6 +76,7 @@ class Run:
         owner: bool,
         on_tracker_opened: Callable[[], None] | None = None,
     ) -> None:
+        """Check the names and set the run up: no file, no tracker, no thread (``open`` does)."""
         check_run_id(run_id)  # before anything starts: no thread, no file for a bad name
         check_tag(tag)
         self._owner_token = owner_token() if owner else os.environ.get(OWNER_VARIABLE, "")
@@ -87,11 +89,10 @@ class Run:
         self.ended_at: float | None = None
         self.rank = current_rank()
         self._loaded = loaded
+        self._on_tracker_opened = on_tracker_opened
         self._store = RunStore(loaded.config.run_log_store)
-        if owner:
-            # A newer trackhook's files are refused before anything of the run starts.
-            self._store.check_formats(run_id)
-            self.started_at = self._earlier_start_time() or self.started_at
+        self._sends = self.rank in (None, 0) or loaded.config.ranks == "all"
+        """Whether this process's values reach trackers: rank zero's (or every rank's)."""
         self._counts_written = CountsWritten()
         self._run_log_warned = False
         self._index: ValueIndex | None = None
@@ -100,41 +101,62 @@ class Run:
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
         self._close_lock = threading.Lock()
+        self._stop_flushing = threading.Event()
+        self._not_loaded: list[TrackerNotLoaded] = []
+        self._workers: list[TrackerWorker] = []
         self.tracked_environment: dict[str, str] = {}
         """``TRACKHOOK_TRACK_*`` variables already tracked, by name: not tracked again at close."""
         self.info = RunInfo(run_id=run_id, tag=tag, started_at=self.started_at)
-        from trackhook.trackers import build_trackers  # imports pydantic: only once a run opens
 
-        sends = self.rank in (None, 0) or loaded.config.ranks == "all"
-        # A process that joins another's run only spools; the owner delivers its file.
-        built = build_trackers(loaded) if sends and owner else None
-        trackers = built.loaded if built is not None else []
-        self._not_loaded = built.not_loaded if built is not None else []
-        self._spool = SpoolWriter(self._spool_path(sends), write_through=not owner)
-        self._workers = [
-            TrackerWorker(
-                tracker,
-                self.info,
-                self._store,
-                loaded.config.delivery,
-                own_spool=self._spool,
-                on_fatal=self._on_fatal,
-                on_opened=on_tracker_opened,
-            )
-            for tracker in trackers
-        ]
-        for worker in self._workers:
-            worker.reopen_run()
-        if owner:
-            warn_if_closed_run_continues(self.run_log_path, run_id)
+    _spool: SpoolWriter
+    """This process's spool file, created by ``open``."""
+
+    def open(self) -> Run:
+        """Open the run: its trackers built and their delivery threads started, its run log
+        written (the owner's), its spool flushed in the background. Returns the run.
+
+        A newer trackhook's files are refused (``FormatTooNewError``) before anything starts.
+        """
+        if self.owner:
+            self._store.check_formats(self.run_id)
+            self.started_at = self._earlier_start_time() or self.started_at
+            self.info = RunInfo(run_id=self.run_id, tag=self.tag, started_at=self.started_at)
+        self._spool = SpoolWriter(self._spool_path(), write_through=not self.owner)
+        self._workers = self._start_delivery()
+        if self.owner:
+            warn_if_closed_run_continues(self.run_log_path, self.run_id)
             self._write_run_log(closing=False)
-        self._stop_flushing = threading.Event()
-        if owner:
             threading.Thread(
                 target=self._flush_spool_periodically, name="trackhook-spool", daemon=True
             ).start()
         for worker in self._workers:
             worker.start()
+        return self
+
+    def _start_delivery(self) -> list[TrackerWorker]:
+        """A delivery thread (not started yet) per configured tracker, when this process sends;
+        a process that joins another's run only spools: the owner delivers its file."""
+        if not (self._sends and self.owner):
+            return []
+        from trackhook.trackers import build_trackers  # imports pydantic: only once a run opens
+
+        built = build_trackers(self._loaded)
+        self._not_loaded = built.not_loaded
+        workers = [
+            TrackerWorker(
+                tracker,
+                self.info,
+                self._store,
+                self._loaded.config.delivery,
+                own_spool=self._spool,
+                on_fatal=self._on_fatal,
+                on_opened=self._on_tracker_opened,
+            )
+            for tracker in built.loaded
+        ]
+        for worker in workers:
+            worker.reopen_run()
+        return workers
 
     def _flush_spool_periodically(self) -> None:
         """Hand the spool to the OS every ``interval``, even while every tracker hangs in a hook.
@@ -154,11 +176,11 @@ class Run:
                     self._live_index().add(self._rank_files(), own=self._spool.path)
                     indexed_up_to = size
 
-    def _spool_path(self, sends: bool) -> Path:
+    def _spool_path(self) -> Path:
         """This process's spool file; a rank that sends nothing keeps its values in a folder no
         tracker is fed from, for its own run log."""
         path = self._store.new_spool_path(self.run_id, self.rank)
-        return path if sends else path.parent.parent / _KEPT_FOLDER / path.name
+        return path if self._sends else path.parent.parent / _KEPT_FOLDER / path.name
 
     def _rank_files(self) -> list[Path]:
         """Every file holding a value of this run for this rank's run log: the spool files of

@@ -50,8 +50,26 @@ def titled_files(page: Path) -> dict[str, str]:
     return {match["title"]: match["code"] + "\n" for match in TITLED_BLOCK.finditer(text)}
 
 
+FRAMEWORK_PAGES = ROOT / "docs" / "integrations"
+"""Pages whose programs train with Lightning, transformers, accelerate or Keras: they include the
+files of examples/integrations, which `nox -s tests-integrations` runs where the frameworks are
+(packages/core/tests_integrations/test_examples.py); this session has none of them."""
+
+
 def pages_with_programs() -> list[Path]:
-    return [page for page in pages() if titled_files(page)]
+    return [page for page in pages() if titled_files(page) and FRAMEWORK_PAGES not in page.parents]
+
+
+def test_the_framework_pages_show_the_examples_that_tests_integrations_runs() -> None:
+    shown = {
+        name: code
+        for page in sorted(FRAMEWORK_PAGES.glob("*.md"))
+        for name, code in titled_files(page).items()
+    }
+    examples = sorted((ROOT / "examples" / "integrations").glob("*_train.py"))
+    assert sorted(shown) == [str(path.relative_to(ROOT)) for path in examples]
+    for path in examples:
+        assert shown[str(path.relative_to(ROOT))] == path.read_text(encoding="utf-8"), path.name
 
 
 def run(command: list[str], folder: Path, **env: str) -> subprocess.CompletedProcess[str]:

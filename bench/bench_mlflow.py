@@ -143,6 +143,12 @@ def _bench_store(name: str, uri: str, log: AccessLog, arguments: argparse.Namesp
         print(f"end-to-end   (b)/(a) = {b.end_to_end / a.end_to_end:.3f}")
     print(f"end-to-end   (b)/(c) = {b.end_to_end / c.end_to_end:.3f}")
     print(f"whole run    (b)/(c) = {b.whole_run / c.whole_run:.3f}")
+    # each round's (b) and (c) ran back to back: their ratio moves less with the machine's load
+    paired = statistics.median(
+        mine.whole_run / theirs.whole_run
+        for mine, theirs in zip(rounds["b"], rounds["c"], strict=True)
+    )
+    print(f"whole run    (b)/(c), median of the rounds' own ratios = {paired:.3f}")
     for variant, measured in (
         ("(a)", [a] if a is not None else []),
         ("(b)", rounds["b"]),

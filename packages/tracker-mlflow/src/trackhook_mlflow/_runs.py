@@ -23,9 +23,11 @@ This module imports MLflow, and so is imported only on the delivery side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from mlflow import MlflowClient
 from mlflow.entities import Run, RunStatus, RunTag
@@ -37,6 +39,7 @@ from trackhook_mlflow._tracker import RUN_ID_TAG, MlflowTrackerError
 
 __all__ = ["MlflowRun", "open_mlflow_run"]
 
+_T = TypeVar("_T")
 _RUNNING = RunStatus.to_string(RunStatus.RUNNING)
 _ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 _DELETED = "deleted"
@@ -80,26 +83,44 @@ def open_mlflow_run(
     ``tags`` are set on the run either way. ``reactivate``: set a run found back to ``RUNNING``
     (not when the run is opened only to be closed, as ``trackhook sync`` does).
     """
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="trackhook-mlflow-open")
+    context_tags = _soon(resolve_tags, {**tags, RUN_ID_TAG: run.run_id})
+    looked_up = _soon(_look_up_experiment, client, experiment_name)
+    key = (client.tracking_uri, experiment_name)
+    remembered = _experiment_ids.get(key)
+    early = _search_ahead(client, remembered, run.run_id)
+    experiment = looked_up.result()
+    _experiment_ids[key] = experiment.experiment_id
+    if experiment.created:
+        found = None
+    elif early is not None and remembered == experiment.experiment_id:
+        found = early.found
+    else:
+        found = _search(client, experiment.experiment_id, run.run_id)
+    if found is not None:
+        return _continue(client, found, tags, reactivate=reactivate)
+    return _create(client, run, experiment.experiment_id, context_tags)
+
+
+def _soon(function: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``function(*args)``, computed on a thread of its own while the caller goes on.
+
+    A daemon thread, not an executor's: an open may come while the interpreter exits (the core
+    closes a run then), when executors take no more work. Where no thread may start any more, the
+    work is done at once.
+    """
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # raised again where the result is asked for
+            future.set_exception(error)
+
     try:
-        context_tags = pool.submit(resolve_tags, {**tags, RUN_ID_TAG: run.run_id})
-        looked_up = pool.submit(_look_up_experiment, client, experiment_name)
-        key = (client.tracking_uri, experiment_name)
-        remembered = _experiment_ids.get(key)
-        early = _search_ahead(client, remembered, run.run_id)
-        experiment = looked_up.result()
-        _experiment_ids[key] = experiment.experiment_id
-        if experiment.created:
-            found = None
-        elif early is not None and remembered == experiment.experiment_id:
-            found = early.found
-        else:
-            found = _search(client, experiment.experiment_id, run.run_id)
-        if found is not None:
-            return _continue(client, found, tags, reactivate=reactivate)
-        return _create(client, run, experiment.experiment_id, context_tags)
-    finally:
-        pool.shutdown(wait=False)  # context tags a found run does not need finish on their own
+        threading.Thread(target=run, name="trackhook-mlflow-open", daemon=True).start()
+    except RuntimeError:
+        run()
+    return future
 
 
 @dataclass(frozen=True)

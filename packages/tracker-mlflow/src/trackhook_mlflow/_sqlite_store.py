@@ -16,9 +16,8 @@ when it opens the final file, so the artifact root it records (``./mlruns`` of t
 folder, or the configured one) is the one it would have recorded anyway.
 
 This module imports MLflow's database helpers, and so is imported only on the delivery side.
-Two of them are private (``_initialize_tables``, ``_get_latest_schema_revision``; MLflow's public
-``SqlAlchemyStore`` would create the tables in place, under the final name): checked on MLflow
-3.5.0 to 3.17.2, and ``tests/test_mlflow_internals.py`` fails, naming the helper, when one moves.
+Two of them are private (MLflow's public ``SqlAlchemyStore`` would create the tables in place,
+under the final name), reached through ``_mlflow_internals``.
 """
 
 from __future__ import annotations
@@ -31,15 +30,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.store.db.utils import (
-    _get_latest_schema_revision,
-    _initialize_tables,
-    create_sqlalchemy_engine,
-)
+from mlflow.store.db.utils import create_sqlalchemy_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from trackhook.processes import process_exists
+from trackhook_mlflow._mlflow_internals import initialize_tables, latest_schema_revision
 from trackhook_mlflow._tracker import MlflowTrackerError
 
 __all__ = ["prepare_sqlite_store"]
@@ -95,7 +91,7 @@ def _create_whole(database: Path) -> None:
     try:
         engine = create_sqlalchemy_engine(f"sqlite:///{temporary.absolute()}")
         try:
-            _initialize_tables(engine)
+            initialize_tables(engine)
         finally:
             engine.dispose()  # the last connection closed: every change is in the file itself
         _give_final_name(temporary, database)
@@ -158,7 +154,7 @@ def _refuse_half_migrated(database: Path) -> None:
         state = _StoreState.read(database)
     except sqlite3.Error:
         return  # not a database this check can read: MLflow's own error says more
-    if not state.half_migrated_tables or state.schema == _get_latest_schema_revision():
+    if not state.half_migrated_tables or state.schema == latest_schema_revision():
         return
     found = (
         f"the MLflow sqlite store {database} was left half-migrated by a process stopped while "

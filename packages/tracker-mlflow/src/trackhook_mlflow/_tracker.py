@@ -2,7 +2,7 @@
 
 The core has already made every key storable, formatted parameter keys as ``<key>_<step>``,
 truncated long parameters and cut batches to MLflow's request limits (all from ``LIMITS``); what
-is left here is MLflow itself: finding or creating the experiment and the run, one ``log_batch``
+is left here is MLflow itself: the run, found or created (``_runs``), one ``log_batch``
 request per batch, the long and the changed parameters, the run's status, and telling the core
 which of MLflow's errors refuse the values themselves (``ValuesRejected``: set aside, never offered
 again) and which are outages (anything else: retried).
@@ -200,7 +200,9 @@ class MlflowTracker:
 
     @hookimpl
     def trackhook_close_run(self, run: RunInfo, status: Status) -> None:
-        state = self._state(run)
+        # `trackhook sync` may close a run this process never opened: it is found, not made
+        # RUNNING first
+        state = self._state(run, reactivate=False)
         state.client.set_terminated(state.mlflow_run_id, _RUN_STATUS[status])
         with self._lock:
             self._runs.pop(run.run_id, None)
@@ -217,50 +219,26 @@ class MlflowTracker:
         with active_run_context(state.client, state.mlflow_run_id) as active:
             yield active
 
-    def _state(self, run: RunInfo) -> _OpenRun:
+    def _state(self, run: RunInfo, *, reactivate: bool = True) -> _OpenRun:
         with self._lock:
             state = self._runs.get(run.run_id)
-            return state if state is not None else self._open(run)
+            return state if state is not None else self._open(run, reactivate=reactivate)
 
     def _experiment_name(self, run: RunInfo) -> str:
         return run.tag or self.config.default_experiment
 
-    def _open(self, run: RunInfo) -> _OpenRun:
+    def _open(self, run: RunInfo, *, reactivate: bool = True) -> _OpenRun:
         """Find the MLflow run of ``run.run_id`` (by its tag) and continue it, or create it."""
         import mlflow
-        from mlflow.entities import RunStatus, RunTag
-        from mlflow.tracking.context.registry import resolve_tags
 
         from trackhook_mlflow._client import bounded_client
+        from trackhook_mlflow._runs import open_mlflow_run
 
         client = bounded_client(self.config.tracking_uri or mlflow.get_tracking_uri(), self.config)
-        experiment_id = _experiment_id(client, self._experiment_name(run))
-        quoted = run.run_id.replace("\\", "\\\\").replace("'", "\\'")
-        found = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{RUN_ID_TAG}` = '{quoted}'",
-            max_results=1,
-            order_by=["attributes.start_time ASC"],
+        found = open_mlflow_run(
+            client, run, self._experiment_name(run), self.config.tags, reactivate=reactivate
         )
-        if found:
-            existing = found[0]
-            client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            if self.config.tags:
-                tags = [RunTag(key, value) for key, value in self.config.tags.items()]
-                client.log_batch(existing.info.run_id, tags=tags, synchronous=True)
-            state = _OpenRun(
-                client, existing.info.run_id, experiment_id, dict(existing.data.params)
-            )
-        else:
-            created = client.create_run(
-                experiment_id,
-                start_time=int(run.started_at * 1000) if run.started_at else None,
-                # MLflow's own context tags first (user, source, git commit), as its fluent
-                # start_run sets them: the UI's User and Source columns are filled.
-                tags=resolve_tags({**self.config.tags, RUN_ID_TAG: run.run_id}),
-                run_name=run.run_id,
-            )
-            state = _OpenRun(client, created.info.run_id, experiment_id)
+        state = _OpenRun(client, found.run_id, found.experiment_id, found.params)
         self._runs[run.run_id] = state
         return state
 
@@ -302,27 +280,6 @@ class MlflowTracker:
                 f"latest value is in the run tag {LIMITS.storable_key(LATEST_TAG_PREFIX + key)!r} "
                 "(and in the trackhook run log)"
             )
-
-
-def _experiment_id(client: MlflowClient, name: str) -> str:
-    """The id of the experiment ``name``, created if missing (another process may win the race)."""
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        try:
-            return str(client.create_experiment(name))
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            experiment = client.get_experiment_by_name(name)
-    if experiment is None or experiment.lifecycle_stage == "deleted":
-        raise MlflowTrackerError(
-            f"the MLflow experiment {name!r} is deleted: restore it "
-            "(`mlflow experiments restore --experiment-id <id>`), delete it for good "
-            "(`mlflow gc`), or track with another tag"
-        )
-    return str(experiment.experiment_id)
 
 
 def _tighter_limits(error: Exception) -> TighterLimitsRequired | None:

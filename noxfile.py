@@ -102,8 +102,9 @@ def tests_integrations(session: nox.Session) -> None:
 
 # The lower bounds the adapters declare in their pyproject.toml, tested by the "-oldest" sessions
 # below (keep them equal). `nox -s tests` runs the newest releases and wandb's oldest (15 s); see
-# each adapter's README ("Supported versions") for when MLflow's oldest runs. MLflow 3.5 imports a class that
-# SQLAlchemy 2.1 removed (FallbackAsyncAdaptedQueuePool), so its oldest run uses SQLAlchemy 2.0.
+# each adapter's README ("Supported versions") for when MLflow's oldest runs. MLflow 3.5 imports a
+# class that SQLAlchemy 2.1 removed (FallbackAsyncAdaptedQueuePool), so its oldest run uses
+# SQLAlchemy 2.0.
 OLDEST_MLFLOW = ("mlflow==3.5.0", "mlflow-skinny==3.5.0", "sqlalchemy<2.1")
 OLDEST_WANDB = ("wandb==0.30.0",)
 

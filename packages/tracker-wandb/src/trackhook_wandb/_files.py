@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trackhook import FileRecord, TrackerLimits, ValuesRejected
-from trackhook.errors import warn_in_background
 from trackhook.held import safe_file_name
+from trackhook.optional import OptionalLibraries
 from trackhook_wandb._mapping import STEP_METRIC
 
 if TYPE_CHECKING:
@@ -51,32 +51,23 @@ class FileLogger:
     """Stores the files and images of one tracker's runs."""
 
     def __init__(self) -> None:
-        self._warned_of_pillow = False
+        self._pillow = OptionalLibraries(
+            "PIL.Image",
+            missing=(
+                "wandb.Image needs pillow, which is not installed: images are kept as run files "
+                "<key>/step_<s>/<name>, without a media panel; to see them at their step, "
+                "pip install 'trackhook-wandb[images]'"
+            ),
+        )
 
     def log(self, wandb_run: Run, file: FileRecord) -> None:
         """Store ``file`` in ``wandb_run``: an image in the row of its step, else a run file."""
         if wandb_run.settings.mode == "disabled":
             return  # W&B records nothing, and its run folder is a throwaway one
-        if file.kind == "image" and self._can_log_images():
+        if file.kind == "image" and self._pillow.available():
             log_image(wandb_run, file)
         else:
             save_run_file(wandb_run, file)
-
-    def _can_log_images(self) -> bool:
-        try:
-            import PIL.Image  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            return True
-        if not self._warned_of_pillow:
-            self._warned_of_pillow = True
-            warn_in_background(
-                "wandb.Image needs pillow, which is not installed: images are kept as run files "
-                "<key>/step_<s>/<name>, without a media panel; to see them at their step, "
-                "pip install 'trackhook-wandb[images]'"
-            )
-        return False
 
 
 def log_image(wandb_run: Run, file: FileRecord) -> None:

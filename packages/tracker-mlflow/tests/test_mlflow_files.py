@@ -72,8 +72,8 @@ def _mlflow_release() -> tuple[int, int]:
 
 
 def _newest_form(image_path: str) -> str:
-    """An image's stored path as the newest MLflow names it: MLflow 3.5 separates the key, step,
-    timestamp and uuid with "%" and writes a "/" of the key as "#", later releases "+" and "~"."""
+    """An image's stored path as the newest MLflow names it: MLflow before 3.11 separates the key,
+    step, timestamp and uuid with "%" and writes a "/" of the key as "#" (newer: "+" and "~")."""
     return image_path.replace("%", "+").replace("#", "~")
 
 

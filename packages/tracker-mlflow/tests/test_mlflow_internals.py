@@ -23,6 +23,7 @@ from typing import Any
 import mlflow
 import pytest
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.protos.service_pb2 import LogBatch
 from mlflow.store.db import utils as db_utils
 from mlflow.store.db.utils import create_sqlalchemy_engine
@@ -134,6 +135,32 @@ def test_a_client_given_its_own_store_uses_it() -> None:
     client = internals.with_own_store(mlflow.MlflowClient(uri), store)
     assert client._tracking_client.store is store, _moved(
         "MlflowClient._tracking_client", "the client no longer reads its store from it"
+    )
+
+
+def test_a_client_given_its_own_store_stores_artifacts_on_its_own_server(
+    proxied_mlflow_server: Any, tmp_path: Path, fluent_state_restored: None
+) -> None:
+    found = _parameters(TrackingServiceClient._get_artifact_repo)
+    assert found == ["self", "resource_id", "resource"], _moved(
+        "TrackingServiceClient._get_artifact_repo", f"its parameters are {found}"
+    )
+    # MLflow 3.5 resolves mlflow-artifacts: URIs against this, not against the client's server
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    uri = proxied_mlflow_server.url
+    store = internals.BoundedRestStore(
+        partial(get_default_host_creds, uri), max_retries=0, backoff=0, timeout=30
+    )
+    client = internals.with_own_store(mlflow.MlflowClient(uri), store)
+    run = client.create_run(client.create_experiment(f"internals-{tmp_path.name}"))
+    (tmp_path / "stored.txt").write_text("stored", encoding="utf-8")
+    try:
+        client.log_artifact(run.info.run_id, str(tmp_path / "stored.txt"), "folder")
+    except MlflowException as error:
+        pytest.fail(_moved("TrackingServiceClient._get_artifact_repo", f"log_artifact: {error}"))
+    listed = [info.path for info in client.list_artifacts(run.info.run_id, "folder")]
+    assert listed == ["folder/stored.txt"], _moved(
+        "TrackingServiceClient._get_artifact_repo", "the client no longer resolves it"
     )
 
 

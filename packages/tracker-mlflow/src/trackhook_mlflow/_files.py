@@ -3,10 +3,16 @@
 - **an image** goes through ``MlflowClient.log_image(key=..., step=...)``, MLflow's own API for
   images at a step: MLflow stores it as ``images/<key>+step+<s>+timestamp+<ms>+<uuid>.png`` with a
   small ``.webp`` preview beside it and tags the run ``mlflow.loggedImages``, and its UI shows the
-  key with a step slider. ``log_image`` takes a PIL image (and imports numpy), so images need
-  pillow and numpy: the extra ``trackhook-mlflow[images]``. Without them an image is stored as a
-  file (below), and the user is warned once: delivered, without the slider, rather than blocking
-  the run's later values behind a retry that cannot succeed until something is installed.
+  key with a step slider. MLflow before 3.11 writes a ``/`` of the key as ``#`` (and ``%`` for
+  ``+``): an upload to a server that proxies artifacts then cuts the name at the ``#`` (image and
+  preview both land in ``images/<first part>``, overwriting each other), and
+  ``download_artifacts`` cannot read such a name back from any store. With those releases the
+  adapter gives ``log_image`` the key with ``.`` for ``/`` (``eval/confusion`` is shown as
+  ``eval.confusion``, as the core flattens nested dicts). ``log_image`` takes a PIL image (and
+  imports numpy), so images need pillow and numpy: the extra ``trackhook-mlflow[images]``.
+  Without them an image is stored as a file (below), and the user is warned once: delivered,
+  without the slider, rather than blocking the run's later values behind a retry that cannot
+  succeed until something is installed.
 - **a file** is the artifact ``<key>/step_<s>/<name>``. Uploading it again writes the same path,
   so a file offered again after a failure is never stored twice.
 - ``log_image`` names each upload with a fresh uuid, so an image offered again after a failure
@@ -49,6 +55,8 @@ _IMAGE_NAME = re.compile(
     r"(?P=sep)(?P<uuid>[^+%]+?)(?P<preview>(?P=sep)compressed)?\.(?:png|webp)"
 )
 _IMAGES_FOLDER = "images"
+_SLASH_KEPT_SINCE = (3, 11)
+"""The first MLflow release whose ``log_image`` names a key's ``/`` ``~``, not ``#``."""
 _IMAGES_EXTRA = "pip install 'trackhook-mlflow[images]'"
 
 
@@ -95,7 +103,7 @@ class FileLogger:
         from PIL.Image import DecompressionBombError
         from PIL.Image import open as open_image
 
-        key = IMAGE_KEY_RULE.storable_key(file.key)
+        key = _image_key(file.key)
         millis = int(file.timestamp * 1000)
         identity = (mlflow_run_id, key, file.step, millis)
         if identity in self._failed_images and _image_stored(client, mlflow_run_id, identity):
@@ -117,6 +125,15 @@ class FileLogger:
             self._failed_images.discard(identity)
             raise ValuesRejected(f"pillow cannot read {file.name!r} as an image") from error
         self._failed_images.discard(identity)
+
+
+def _image_key(key: str) -> str:
+    """The key ``log_image`` is given for the tracked ``key`` (see the module's docstring)."""
+    import mlflow
+
+    storable = IMAGE_KEY_RULE.storable_key(key)
+    major, minor = (int(part) for part in mlflow.__version__.split(".")[:2])
+    return storable.replace("/", ".") if (major, minor) < _SLASH_KEPT_SINCE else storable
 
 
 def log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:

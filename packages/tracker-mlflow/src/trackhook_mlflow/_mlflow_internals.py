@@ -12,7 +12,11 @@ name), loudly, rather than silently elsewhere:
   (overriding ``RestStore._call_endpoint``, with ``_METHOD_TO_INFO`` and ``_V3_METHOD_TO_INFO``;
   it also writes the JSON of ``log_batch`` itself, several times faster than MLflow's protobuf)
   and ``with_own_store`` gives a client that store (``MlflowClient._tracking_client``, a
-  ``TrackingServiceClient`` from a private module, whose ``_log_url`` prints nothing).
+  ``TrackingServiceClient`` from a private module, whose ``_log_url`` prints nothing). That
+  client also resolves a run's artifact repository itself (``_get_artifact_repo``) with its own
+  tracking URI: MLflow 3.5 resolves an ``mlflow-artifacts:`` URI (a server that proxies
+  artifacts) against the *global* tracking URI, which the tracker never sets, and caches the
+  repository in a cache shared with the user's clients.
 - **the fluent API's state** (``_context``): the client context saves and restores the global
   tracking URI as set or unset (``_tracking_service.utils._tracking_uri``; MLflow's getter
   resolves an unset one), the active experiment (``fluent._active_experiment_id``) and this
@@ -33,11 +37,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from mlflow import ActiveRun, MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.protos.service_pb2 import LogBatch
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.db import utils as db_utils
 from mlflow.store.tracking.rest_store import RestStore
 from mlflow.tracking import fluent
@@ -45,6 +51,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.proto_json_utils import parse_dict
 from mlflow.utils.rest_utils import MlflowHostCreds, http_request, verify_rest_response
+from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 from sqlalchemy.engine import Engine
 
 __all__ = [
@@ -175,11 +182,33 @@ class _OwnStoreTrackingClient(TrackingServiceClient):
 
     def __init__(self, tracking_uri: str, store: RestStore) -> None:
         self._own_store = store
+        self._artifact_repos: dict[str, ArtifactRepository] = {}
         super().__init__(tracking_uri)  # type: ignore[no-untyped-call]  # as in BoundedRestStore
 
     @property
     def store(self) -> RestStore:
         return self._own_store
+
+    def _get_artifact_repo(
+        self, resource_id: str, *, resource: Literal["run", "logged_model"] = "run"
+    ) -> ArtifactRepository:
+        """The artifact repository of the run ``resource_id``, resolved with this client's
+        tracking URI (as MLflow 3.17 does; 3.5 reads the global one, and fails on a server
+        that proxies artifacts) and cached by this client alone."""
+        if resource != "run":  # a logged model's: the tracker never stores any
+            repository: ArtifactRepository = super()._get_artifact_repo(
+                resource_id, resource=resource
+            )
+            return repository
+        if resource_id not in self._artifact_repos:
+            run = self.get_run(resource_id)  # type: ignore[no-untyped-call]  # unannotated
+            artifact_uri = add_databricks_profile_info_to_artifact_uri(
+                run.info.artifact_uri, self.tracking_uri
+            )
+            self._artifact_repos[resource_id] = get_artifact_repository(
+                artifact_uri, tracking_uri=self.tracking_uri
+            )
+        return self._artifact_repos[resource_id]
 
     def _log_url(self, run_id: str) -> None:
         """Print nothing: MLflow would read the run back to print its URL, credentials included,

@@ -101,9 +101,8 @@ def tests_integrations(session: nox.Session) -> None:
 
 
 # The lower bounds the adapters declare in their pyproject.toml, tested by the "-oldest" sessions
-# below (keep them equal). `nox -s tests` runs the newest releases and wandb's oldest (15 s); see
-# each adapter's README ("Supported versions") for when MLflow's oldest runs. MLflow 3.5 imports a
-# class that SQLAlchemy 2.1 removed (FallbackAsyncAdaptedQueuePool), so its oldest run uses
+# below (keep them equal); `nox -s tests` runs them after the newest releases. MLflow 3.5 imports
+# a class that SQLAlchemy 2.1 removed (FallbackAsyncAdaptedQueuePool), so its oldest run uses
 # SQLAlchemy 2.0.
 OLDEST_MLFLOW = ("mlflow==3.5.0", "mlflow-skinny==3.5.0", "sqlalchemy<2.1")
 OLDEST_WANDB = ("wandb==0.30.0",)
@@ -153,6 +152,7 @@ def tests(session: nox.Session) -> None:
         "tests-wandb",
         "tests-wandb-oldest",
         "tests-mlflow",
+        "tests-mlflow-oldest",
         "tests-tensorboard",
         "tests-integrations",
         "docs",

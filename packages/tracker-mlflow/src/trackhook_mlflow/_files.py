@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trackhook import FileRecord, TrackerLimits, ValuesRejected
-from trackhook.errors import warn_in_background
 from trackhook.held import safe_file_name
+from trackhook.optional import OptionalLibraries
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -71,31 +71,22 @@ class FileLogger:
 
     def __init__(self) -> None:
         self._failed_images: set[tuple[str, str, int, int]] = set()
-        self._warned_of_pillow = False
-
-    def log(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
-        """Store ``file`` in the MLflow run ``mlflow_run_id``: an image at its step, else a file."""
-        if file.kind == "image" and self._can_log_images():
-            self._log_image(client, mlflow_run_id, file)
-        else:
-            log_artifact_file(client, mlflow_run_id, file)
-
-    def _can_log_images(self) -> bool:
-        try:
-            import numpy  # noqa: F401  # log_image imports it, whatever the image
-            import PIL.Image  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            return True
-        if not self._warned_of_pillow:
-            self._warned_of_pillow = True
-            warn_in_background(
+        self._image_libraries = OptionalLibraries(
+            "numpy",  # log_image imports it, whatever the image
+            "PIL.Image",
+            missing=(
                 "MLflow's log_image needs pillow and numpy, which are not installed: images are "
                 "stored as plain artifacts <key>/step_<s>/<name>, without MLflow's step slider; "
                 f"to show them at their step, {_IMAGES_EXTRA}"
-            )
-        return False
+            ),
+        )
+
+    def log(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
+        """Store ``file`` in the MLflow run ``mlflow_run_id``: an image at its step, else a file."""
+        if file.kind == "image" and self._image_libraries.available():
+            self._log_image(client, mlflow_run_id, file)
+        else:
+            log_artifact_file(client, mlflow_run_id, file)
 
     def _log_image(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES

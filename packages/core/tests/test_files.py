@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -146,6 +147,40 @@ def test_a_tracker_without_the_file_hook_counts_files_as_skipped(tmp_path: Path)
     (tracker,) = read_run_log(run.run_log_path)[formats.TRACKERS]
     delivery = tracker[formats.TRACKER_DELIVERY]
     assert (delivery["delivered"], delivery["skipped"], delivery["undelivered"]) == (1, 1, 0)
+
+
+def test_a_refused_call_never_removes_content_another_thread_tracked_meanwhile() -> None:
+    path, content = a_file()
+    first_held, other_tracked = threading.Event(), threading.Event()
+    refused: list[trackhook.InvalidValueError] = []
+
+    class ImageThatWaits:
+        """Read as an image after the call's file is held: says so, waits, and is no image."""
+
+        @property
+        def __array_interface__(self) -> object:
+            first_held.set()
+            other_tracked.wait(30)
+            raise AttributeError("no array after all")
+
+    with recording() as recorder, trackhook.start_run("race", config=recording_config()) as run:
+
+        def refused_call() -> None:
+            try:
+                run.track(
+                    1, {"first": trackhook.File(path), "bad": trackhook.Image(ImageThatWaits())}
+                )
+            except trackhook.InvalidValueError as error:
+                refused.append(error)
+
+        thread = threading.Thread(target=refused_call)
+        thread.start()
+        assert first_held.wait(30)
+        run.track(2, {"second": trackhook.File(path)})  # the same content, held meanwhile
+        other_tracked.set()
+        thread.join(30)
+    assert [error.key for error in refused] == ["bad"]
+    assert recorder.files() == {("second", 2): content}
 
 
 class ImagesOnlyTracker(RecordingTracker):

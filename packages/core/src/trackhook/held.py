@@ -27,7 +27,6 @@ import re
 import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -65,11 +64,12 @@ def safe_file_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class _Held:
-    """One content held for a ``track_this`` call: its record, and whether the call made it."""
+    """One content held for a ``track_this`` call: its record, where it goes, and the new file
+    that holds it until the whole call is accepted (``ContentHolder.place``)."""
 
     record: dict[str, Any]
     path: Path
-    new: bool
+    incoming: Path
 
 
 class ContentHolder:
@@ -126,13 +126,9 @@ class ContentHolder:
             finally:
                 os.close(out)
             digest, size = seen if seen is not None else _sha256_of(temporary)
-            place = self._folder / digest / name
-            new = not (place.is_file() and place.stat().st_size == size)
-            if new:
-                place.parent.mkdir(exist_ok=True)
-                os.replace(temporary, place)
-        finally:
+        except BaseException:
             temporary.unlink(missing_ok=True)
+            raise
         record = {
             formats.FILE_PATH: f"{self._relative}/{digest}/{name}",
             formats.FILE_NAME: name,
@@ -140,19 +136,32 @@ class ContentHolder:
             formats.FILE_SHA256: digest,
             formats.FILE_SIZE: size,
         }
-        return _Held(record, place, new)
+        return _Held(record, self._folder / digest / name, temporary)
+
+    def place(self, held: _Held) -> None:
+        """Move the call's new file to its place, or drop it when the same content is there.
+
+        Only a call that was accepted whole places its files, and a placed file is never removed:
+        another call (another thread) that holds the same content points to the same place.
+        """
+        try:
+            there = (
+                held.path.is_file() and held.path.stat().st_size == held.record[formats.FILE_SIZE]
+            )
+            if not there:
+                held.path.parent.mkdir(exist_ok=True)
+                os.replace(held.incoming, held.path)
+        finally:
+            held.incoming.unlink(missing_ok=True)
 
     def forget(self, held: _Held) -> None:
-        """Remove content this call held new: the call was refused, nothing of it is recorded."""
-        if held.new:
-            held.path.unlink(missing_ok=True)
-            with suppress(OSError):  # other names of the same content are still held there
-                held.path.parent.rmdir()
+        """Drop the call's new file: the call was refused, nothing of it is recorded."""
+        held.incoming.unlink(missing_ok=True)
 
 
 def hold_all(holder: ContentHolder, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with each file or image replaced by its held record; all or nothing: a failure
-    removes what the call held."""
+    """``values`` with each file or image replaced by its held record; all or nothing: the call's
+    files are placed only once every value of it is held, and dropped on a failure."""
     done: list[_Held] = []
 
     def held(key: str, content: TrackedContent) -> dict[str, Any]:
@@ -161,11 +170,14 @@ def hold_all(holder: ContentHolder, values: dict[str, Any]) -> dict[str, Any]:
         return item.record
 
     try:
-        return {key: _replace(key, value, held) for key, value in values.items()}
+        replaced = {key: _replace(key, value, held) for key, value in values.items()}
+        for item in done:
+            holder.place(item)
     except BaseException:
         for item in done:
-            holder.forget(item)
+            holder.forget(item)  # what is placed stays: it may be another call's too
         raise
+    return replaced
 
 
 def _replace(key: str, value: Any, held: Callable[[str, TrackedContent], dict[str, Any]]) -> Any:

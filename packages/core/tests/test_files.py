@@ -188,10 +188,10 @@ class ImagesOnlyTracker(RecordingTracker):
 
 
 def test_a_tracker_taking_images_only_gets_them_and_counts_the_other_files_skipped() -> None:
-    from trackhook.testing.conformance import _tiny_png
+    from trackhook.testing import tiny_png
 
     path, _ = a_file()
-    Path("sample.png").write_bytes(_tiny_png())
+    Path("sample.png").write_bytes(tiny_png())
     tracker = ImagesOnlyTracker()
     with (
         recording(tracker),
@@ -200,7 +200,7 @@ def test_a_tracker_taking_images_only_gets_them_and_counts_the_other_files_skipp
         trackhook.track_this(
             checkpoint=trackhook.File(path), sample=trackhook.Image("sample.png"), loss=0.5
         )
-    assert tracker.files() == {("sample", 0): _tiny_png()}
+    assert tracker.files() == {("sample", 0): tiny_png()}
     (report,) = read_run_log(run.run_log_path)[formats.TRACKERS]
     delivery = report[formats.TRACKER_DELIVERY]
     assert (delivery["delivered"], delivery["skipped"], delivery["undelivered"]) == (2, 1, 0)

@@ -7,7 +7,6 @@ with ``MlflowClient``.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 import warnings
@@ -21,25 +20,10 @@ from mlflow import MlflowClient
 from PIL import Image
 
 import trackhook
-from trackhook import FileRecord, RunInfo, TrackhookWarning, ValuesRejected
-from trackhook.records import FileKind
+from trackhook import RunInfo, TrackhookWarning, ValuesRejected
+from trackhook.testing import file_record
 from trackhook_mlflow import MlflowConfig, MlflowTracker
 from trackhook_mlflow._files import IMAGE_KEY_RULE
-
-
-def _record(path: Path, key: str, step: int, kind: FileKind, name: str | None = None) -> FileRecord:
-    """A record over ``path`` as the core builds it over the run store's copy."""
-    content = path.read_bytes()
-    return FileRecord(
-        key=key,
-        step=step,
-        path=path,
-        name=name or path.name,
-        kind=kind,
-        sha256=hashlib.sha256(content).hexdigest(),
-        size=len(content),
-        timestamp=time.time(),
-    )
 
 
 def _png(path: Path, seed: int = 0) -> Path:
@@ -92,7 +76,7 @@ def test_a_file_is_the_artifact_key_step_name(
     content = b"\x00weights\xff" * 1000
     (held / "0a1b2c").write_bytes(content)
     tracker.trackhook_log_file(
-        run, _record(held / "0a1b2c", "checkpoint", 5, "file", name="epoch-5.pt")
+        run, file_record(held / "0a1b2c", "checkpoint", 5, "file", name="epoch-5.pt")
     )
     client = MlflowClient(artifact_tracking_uri)
     mlflow_run_id = _mlflow_run_id(tracker, run)
@@ -105,7 +89,7 @@ def test_a_file_offered_again_is_stored_once(
     artifact_tracking_uri: str, names: Any, held: Path
 ) -> None:
     tracker, run = _open(artifact_tracking_uri, names)
-    record = _record(_png(held / "plot.png"), "eval/plot", 2, "file")
+    record = file_record(_png(held / "plot.png"), "eval/plot", 2, "file")
     tracker.trackhook_log_file(run, record)
     tracker.trackhook_log_file(run, record)
     client = MlflowClient(artifact_tracking_uri)
@@ -119,7 +103,7 @@ def test_an_image_is_logged_at_its_step_for_the_step_slider(
     tracker, run = _open(artifact_tracking_uri, names)
     for step in (3, 1):
         png = _png(held / f"confusion-{step}.png", seed=step)
-        tracker.trackhook_log_file(run, _record(png, "eval/confusion", step, "image"))
+        tracker.trackhook_log_file(run, file_record(png, "eval/confusion", step, "image"))
     client = MlflowClient(artifact_tracking_uri)
     mlflow_run_id = _mlflow_run_id(tracker, run)
     stored = _images(client, mlflow_run_id)
@@ -143,7 +127,7 @@ def test_an_image_key_log_image_refuses_is_renamed_by_the_core_rule(
     sqlite_uri: str, names: Any, held: Path
 ) -> None:
     tracker, run = _open(sqlite_uri, names)
-    tracker.trackhook_log_file(run, _record(_png(held / "p.png"), "précision", 0, "image"))
+    tracker.trackhook_log_file(run, file_record(_png(held / "p.png"), "précision", 0, "image"))
     stored = _images(MlflowClient(sqlite_uri), _mlflow_run_id(tracker, run))
     renamed = IMAGE_KEY_RULE.storable_key("précision")
     assert renamed.startswith("pr_cision_")
@@ -167,7 +151,7 @@ def test_an_image_offered_again_after_a_failure_is_stored_once(
     artifact_tracking_uri: str, names: Any, held: Path
 ) -> None:
     tracker, run = _open(artifact_tracking_uri, names)
-    record = _record(_png(held / "sample.png"), "samples", 7, "image")
+    record = file_record(_png(held / "sample.png"), "samples", 7, "image")
     tracker.trackhook_open_run(run)
     state = tracker._runs[run.run_id]
     failing = _LosesTheLastResponse(artifact_tracking_uri)
@@ -187,14 +171,14 @@ def test_a_file_pillow_cannot_read_as_an_image_is_rejected(
     tracker, run = _open(sqlite_uri, names)
     (held / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n but not an image")
     with pytest.raises(ValuesRejected, match=r"broken\.png"):
-        tracker.trackhook_log_file(run, _record(held / "broken.png", "bad", 0, "image"))
+        tracker.trackhook_log_file(run, file_record(held / "broken.png", "bad", 0, "image"))
 
 
 def test_without_pillow_an_image_is_kept_as_a_file_and_the_user_warned(
     sqlite_uri: str, names: Any, held: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tracker, run = _open(sqlite_uri, names)
-    record = _record(_png(held / "p.png"), "plot", 0, "image")
+    record = file_record(_png(held / "p.png"), "plot", 0, "image")
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if pillow were not installed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -6,10 +6,8 @@ the last test goes through ``track_this``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +18,8 @@ import pytest
 from PIL import Image
 
 import trackhook
-from trackhook import FileRecord, RunInfo, ValuesRejected
-from trackhook.records import FileKind
+from trackhook import RunInfo, ValuesRejected
+from trackhook.testing import file_record
 from trackhook_tensorboard import TensorBoardConfig, TensorBoardTracker
 
 Read = Callable[[Path], Any]  # the read fixture: returns a RunFolder of conftest.py
@@ -30,12 +28,6 @@ Read = Callable[[Path], Any]  # the read fixture: returns a RunFolder of conftes
 @pytest.fixture(autouse=True)
 def _in_tmp_path(in_tmp_path: Path) -> None:
     """Every test runs in its own folder: ``runs/`` and ``.run_log_store/`` are relative."""
-
-
-def _record(path: Path, key: str, step: int, kind: FileKind) -> FileRecord:
-    content = path.read_bytes()
-    digest = hashlib.sha256(content).hexdigest()
-    return FileRecord(key, step, path, path.name, kind, digest, len(content), time.time())
 
 
 def _image(path: Path, size: tuple[int, int], image_format: str, mode: str = "RGB") -> Path:
@@ -53,7 +45,7 @@ def test_an_image_is_an_image_summary_at_its_step(read: Read, run_id: str) -> No
     tracker, run = _tracker(), RunInfo(run_id, "files")
     pngs = {step: _image(Path(f"sample-{step}.png"), (30 + step, 20), "PNG") for step in (3, 1)}
     for step, png in pngs.items():
-        tracker.trackhook_log_file(run, _record(png, "eval/sample", step, "image"))
+        tracker.trackhook_log_file(run, file_record(png, "eval/sample", step, "image"))
     tracker.trackhook_close_run(run, "SUCCESS")
     stored = read(Path("runs", "files", run_id)).images
     assert stored == {
@@ -67,7 +59,7 @@ def test_a_jpeg_is_written_as_tracked_with_the_size_of_its_header(
 ) -> None:
     tracker, run = _tracker(), RunInfo(run_id, "files")
     jpeg = _image(Path("photo.jpg"), (41, 17), "JPEG", mode)
-    tracker.trackhook_log_file(run, _record(jpeg, "photo", 0, "image"))
+    tracker.trackhook_log_file(run, file_record(jpeg, "photo", 0, "image"))
     tracker.trackhook_close_run(run, "SUCCESS")
     assert read(Path("runs", "files", run_id)).images == {"photo": [(0, 41, 17, jpeg.read_bytes())]}
 
@@ -78,7 +70,7 @@ def test_an_image_neither_png_nor_jpeg_is_refused(run_id: str) -> None:
     Path("anim.gif").write_bytes(gif.getvalue())
     with pytest.raises(ValuesRejected, match="neither a PNG nor a JPEG"):
         _tracker().trackhook_log_file(
-            RunInfo(run_id, "files"), _record(Path("anim.gif"), "anim", 0, "image")
+            RunInfo(run_id, "files"), file_record(Path("anim.gif"), "anim", 0, "image")
         )
 
 

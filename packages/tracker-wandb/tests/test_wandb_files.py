@@ -6,9 +6,7 @@ the last test goes through ``track_this``.
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,26 +17,12 @@ import pytest
 from PIL import Image
 
 import trackhook
-from trackhook import FileRecord, RunInfo, TrackhookWarning
-from trackhook.records import FileKind
+from trackhook import RunInfo, TrackhookWarning
+from trackhook.testing import file_record
 from trackhook_wandb import STEP_METRIC, WandbTracker
 
 Make = Callable[..., WandbTracker]
 Read = Callable[..., Any]  # the read_run fixture: returns a WandbRunFile of conftest.py
-
-
-def _record(path: Path, key: str, step: int, kind: FileKind, name: str | None = None) -> FileRecord:
-    content = path.read_bytes()
-    return FileRecord(
-        key=key,
-        step=step,
-        path=path,
-        name=name or path.name,
-        kind=kind,
-        sha256=hashlib.sha256(content).hexdigest(),
-        size=len(content),
-        timestamp=time.time(),
-    )
 
 
 def _png(path: Path, seed: int = 0) -> Path:
@@ -82,7 +66,7 @@ def test_an_image_is_media_in_the_history_row_of_its_step(
     tracker, run = make_tracker(), RunInfo(run_id, "files")
     for step in (3, 1):  # a lower step after a higher one is kept too
         png = _png(held / f"sample-{step}.png", seed=step)
-        tracker.trackhook_log_file(run, _record(png, "eval/sample", step, "image"))
+        tracker.trackhook_log_file(run, file_record(png, "eval/sample", step, "image"))
     tracker.trackhook_close_run(run, "SUCCESS")
     logged = read_run(run)
     images = _media_of(logged, "eval/sample")
@@ -99,7 +83,7 @@ def test_a_file_is_the_run_file_key_step_name(
     tracker, run = make_tracker(), RunInfo(run_id, "files")
     content = b"\x00weights\xff" * 1000
     (held / "held-copy").write_bytes(content)
-    record = _record(held / "held-copy", "checkpoint", 5, "file", name="epoch-5.pt")
+    record = file_record(held / "held-copy", "checkpoint", 5, "file", name="epoch-5.pt")
     tracker.trackhook_log_file(run, record)
     tracker.trackhook_log_file(run, record)  # offered again after a failure: one file
     tracker.trackhook_close_run(run, "SUCCESS")
@@ -114,7 +98,7 @@ def test_a_key_that_is_no_relative_path_stays_inside_the_run_files(
 ) -> None:
     tracker, run = make_tracker(), RunInfo(run_id, "files")
     (held / "x.txt").write_text("x")
-    tracker.trackhook_log_file(run, _record(held / "x.txt", "../../escape", 0, "file"))
+    tracker.trackhook_log_file(run, file_record(held / "x.txt", "../../escape", 0, "file"))
     tracker.trackhook_close_run(run, "SUCCESS")
     files = _files_of(read_run(run))
     (stored,) = [path for path in files.rglob("x.txt")]
@@ -127,7 +111,7 @@ def test_without_pillow_an_image_is_kept_as_a_run_file_and_the_user_warned(
     make_tracker: Make, read_run: Read, run_id: str, held: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tracker, run = make_tracker(), RunInfo(run_id, "files")
-    record = _record(_png(held / "plot.png"), "plot", 0, "image")
+    record = file_record(_png(held / "plot.png"), "plot", 0, "image")
     tracker.trackhook_open_run(run)
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if pillow were not installed
     with warnings.catch_warnings(record=True) as caught:

@@ -14,16 +14,63 @@ A plugin author checks a tracker against everything trackhook promises with the 
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import threading
+import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trackhook._markers import hookimpl
-from trackhook.records import FileRecord, MetricRecord, ParamRecord, RunInfo, Status
+from trackhook.records import FileKind, FileRecord, MetricRecord, ParamRecord, RunInfo, Status
 
-__all__ = ["HookCall", "PerValueRecordingTracker", "RecordingTracker", "recording"]
+__all__ = [
+    "HookCall",
+    "PerValueRecordingTracker",
+    "RecordingTracker",
+    "file_record",
+    "recording",
+    "tiny_png",
+]
+
+
+def file_record(
+    path: Path, key: str, step: int, kind: FileKind, name: str | None = None
+) -> FileRecord:
+    """The ``FileRecord`` the core would hand a tracker for the file at ``path``: for calling a
+    tracker's ``trackhook_log_file`` directly in its tests."""
+    content = path.read_bytes()
+    return FileRecord(
+        key=key,
+        step=step,
+        path=path,
+        name=name or path.name,
+        kind=kind,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        timestamp=time.time(),
+    )
+
+
+def tiny_png() -> bytes:
+    """A valid 2x2 red PNG, made without an image library (for ``trackhook.Image`` in tests)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)  # 2x2, 8 bits, RGB
+    rows = b"".join(b"\x00" + bytes([255, 0, 0]) * 2 for _ in range(2))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @dataclass(frozen=True)

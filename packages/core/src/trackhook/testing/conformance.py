@@ -32,9 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import struct
 import warnings
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ from trackhook import formats
 from trackhook.limits import TRUNCATION_MARK, TrackerLimits
 from trackhook.records import ParamValue, RunInfo, param_text
 from trackhook.runlog import read_run_log_header
+from trackhook.testing import tiny_png
 
 __all__ = ["ReportedRun", "TrackerConformance"]
 
@@ -275,7 +274,7 @@ class TrackerConformance:
         import trackhook
 
         report, image = self._workdir / "report.bin", self._workdir / "sample.png"
-        tracked = {"report": bytes(range(256)) * 40, "eval.sample": _tiny_png()}
+        tracked = {"report": bytes(range(256)) * 40, "eval.sample": tiny_png()}
         report.write_bytes(tracked["report"])
         image.write_bytes(tracked["eval.sample"])
 
@@ -481,23 +480,6 @@ class TrackerConformance:
 
 class _Boom(Exception):
     """The exception the suite's own block raises."""
-
-
-def _tiny_png() -> bytes:
-    """A valid 2x2 red PNG, made without an image library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)  # 2x2, 8 bits, RGB
-    rows = b"".join(b"\x00" + bytes([255, 0, 0]) * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _kind_of(key: str) -> str:

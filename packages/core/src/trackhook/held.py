@@ -34,7 +34,8 @@ from typing import Any, TypeGuard
 from trackhook import formats
 from trackhook.errors import InvalidValueError
 from trackhook.files import File, Image, TrackedContent
-from trackhook.limits import is_normal_path
+from trackhook.limits import TrackerLimits, is_normal_path
+from trackhook.records import FileRecord
 
 __all__ = [
     "ContentHolder",
@@ -44,6 +45,7 @@ __all__ = [
     "is_file_record",
     "leaves_of",
     "safe_file_name",
+    "stored_file_path",
 ]
 
 FILES_FOLDER = "files"
@@ -60,6 +62,14 @@ def safe_file_name(name: str) -> str:
     """``name`` as one file name: no separator, and never ``.`` or ``..`` (a folder above)."""
     safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
     return safe if safe.strip(".") else "_" * (len(safe) or 1)
+
+
+def stored_file_path(file: FileRecord, folders: TrackerLimits | None = None) -> str:
+    """Where a tracker that keeps files by path stores a tracked one: ``<key>/step_<s>/<name>``
+    (MLflow's artifacts, W&B's run files). ``folders`` makes the key a folder the tracker takes,
+    where its declared limits have not already (the key as a relative path that stays inside)."""
+    folder = folders.storable_key(file.key) if folders is not None else file.key
+    return f"{folder}/step_{file.step}/{safe_file_name(file.name)}"
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trackhook.errors import InvalidValueError
+from trackhook.errors import InvalidValueError, ValuesRejected
+from trackhook.records import FileRecord
 
-__all__ = ["IMAGES_EXTRA", "png_of", "readable_image_path"]
+__all__ = ["IMAGES_EXTRA", "png_of", "readable_image_path", "refused_unless_pillow_reads"]
 
 IMAGES_EXTRA = "pip install 'trackhook[images]'"
 _SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
@@ -105,3 +108,17 @@ def _pil_image_of_array(key: str, array: Any) -> Any:
             key, f"encoding an image array needs pillow ({error}): {IMAGES_EXTRA}"
         ) from None
     return PILImage.fromarray(numpy.ascontiguousarray(array))
+
+
+@contextmanager
+def refused_unless_pillow_reads(file: FileRecord) -> Iterator[None]:
+    """For a tracker that hands a tracked image to pillow (MLflow's ``log_image``,
+    ``wandb.Image``): content pillow cannot read is refused for good (``ValuesRejected``), since
+    offering it again would never help."""
+    from PIL import UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
+
+    try:
+        yield
+    except (UnidentifiedImageError, DecompressionBombError) as error:
+        raise ValuesRejected(f"pillow cannot read {file.name!r} as an image") from error

@@ -28,6 +28,7 @@ MLflow and pillow are imported inside the functions, on the delivery thread: imp
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -36,13 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trackhook import FileRecord, TrackerLimits, ValuesRejected
-from trackhook.held import safe_file_name
+from trackhook.held import stored_file_path
+from trackhook.images import refused_unless_pillow_reads
 from trackhook.optional import OptionalLibraries
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["IMAGE_KEY_RULE", "FileLogger", "artifact_folder", "log_artifact_file"]
+__all__ = ["IMAGE_KEY_RULE", "FileLogger"]
 
 IMAGE_KEY_RULE = TrackerLimits(key_chars=r"[a-zA-Z0-9_\-./ ]", max_key_length=250, path_keys=True)
 """What ``log_image`` accepts as a key (ASCII only, unlike metric keys): a key outside it is
@@ -58,12 +60,6 @@ _IMAGES_FOLDER = "images"
 _SLASH_KEPT_SINCE = (3, 11)
 """The first MLflow release whose ``log_image`` names a key's ``/`` ``~``, not ``#``."""
 _IMAGES_EXTRA = "pip install 'trackhook-mlflow[images]'"
-
-
-def artifact_folder(file: FileRecord) -> str:
-    """The artifact folder of a tracked file: ``<key>/step_<s>`` (the key is already a normal
-    relative path, by the tracker's declared limits)."""
-    return f"{file.key}/step_{file.step}"
 
 
 class FileLogger:
@@ -86,12 +82,10 @@ class FileLogger:
         if file.kind == "image" and self._image_libraries.available():
             self._log_image(client, mlflow_run_id, file)
         else:
-            log_artifact_file(client, mlflow_run_id, file)
+            _log_artifact_file(client, mlflow_run_id, file)
 
     def _log_image(self, client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
-        from PIL import UnidentifiedImageError
-        from PIL.Image import DecompressionBombError
         from PIL.Image import open as open_image
 
         key = _image_key(file.key)
@@ -101,9 +95,8 @@ class FileLogger:
             client.set_tag(mlflow_run_id, MLFLOW_LOGGED_IMAGES, True, synchronous=True)
             self._failed_images.discard(identity)
             return
-        self._failed_images.add(identity)
         try:
-            with open_image(file.path) as image:
+            with refused_unless_pillow_reads(file), open_image(file.path) as image:
                 client.log_image(
                     mlflow_run_id,
                     image,
@@ -112,31 +105,38 @@ class FileLogger:
                     timestamp=millis,
                     synchronous=True,
                 )
-        except (UnidentifiedImageError, DecompressionBombError) as error:
-            self._failed_images.discard(identity)
-            raise ValuesRejected(f"pillow cannot read {file.name!r} as an image") from error
+        except BaseException as error:
+            if not isinstance(error, ValuesRejected):  # an outage: the upload may have stored it
+                self._failed_images.add(identity)
+            raise
         self._failed_images.discard(identity)
 
 
 def _image_key(key: str) -> str:
     """The key ``log_image`` is given for the tracked ``key`` (see the module's docstring)."""
+    storable = IMAGE_KEY_RULE.storable_key(key)
+    return storable if _log_image_keeps_slashes() else storable.replace("/", ".")
+
+
+@functools.cache
+def _log_image_keeps_slashes() -> bool:
+    """Whether the installed MLflow's ``log_image`` names a key's ``/`` safely (3.11 and later)."""
     import mlflow
 
-    storable = IMAGE_KEY_RULE.storable_key(key)
     major, minor = (int(part) for part in mlflow.__version__.split(".")[:2])
-    return storable.replace("/", ".") if (major, minor) < _SLASH_KEPT_SINCE else storable
+    return (major, minor) >= _SLASH_KEPT_SINCE
 
 
-def log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
+def _log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord) -> None:
     """Upload ``file`` as the artifact ``<key>/step_<s>/<name>`` (the same path on a retry).
 
     MLflow names an uploaded file after the local one, and the run store's copy may have another
     name: it is uploaded through a link of the right name in a temporary folder (a copy where
     links are not allowed), never renamed or changed itself.
     """
-    name = safe_file_name(file.name)  # as the core names it: one plain name
+    folder, _, name = stored_file_path(file).rpartition("/")  # the key: a normal path (limits)
     if Path(file.path).name == name:  # how the core holds content: <sha256>/<name>
-        client.log_artifact(mlflow_run_id, str(file.path), artifact_folder(file))
+        client.log_artifact(mlflow_run_id, str(file.path), folder)
         return
     with tempfile.TemporaryDirectory(prefix="trackhook-mlflow-") as staging:
         staged = Path(staging, name)
@@ -144,7 +144,7 @@ def log_artifact_file(client: MlflowClient, mlflow_run_id: str, file: FileRecord
             os.symlink(Path(file.path).absolute(), staged)
         except OSError:  # Windows without the privilege to link: copy
             shutil.copyfile(file.path, staged)
-        client.log_artifact(mlflow_run_id, str(staged), artifact_folder(file))
+        client.log_artifact(mlflow_run_id, str(staged), folder)
 
 
 def _image_stored(

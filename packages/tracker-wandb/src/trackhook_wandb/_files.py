@@ -24,27 +24,22 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trackhook import FileRecord, TrackerLimits, ValuesRejected
-from trackhook.held import safe_file_name
+from trackhook import FileRecord, TrackerLimits
+from trackhook.held import stored_file_path
+from trackhook.images import refused_unless_pillow_reads
 from trackhook.optional import OptionalLibraries
 from trackhook_wandb._mapping import STEP_METRIC
 
 if TYPE_CHECKING:
     from wandb.sdk.wandb_run import Run
 
-__all__ = ["FileLogger", "log_image", "run_file_path", "save_run_file"]
+__all__ = ["FileLogger"]
 
 # The run file's folder is the key, as a relative path that stays inside the run's folder: W&B
 # stores any key, so one that is not a normal path ("../x", "/abs", "a//b") is renamed by the
 # core's rule into one plain name; so is one with glob characters, as run.save expands its argument
-# as a pattern. The file name is made one plain name as the core makes it (``safe_file_name``).
+# as a pattern.
 _FOLDER_RULE = TrackerLimits(key_chars=r"[^\\\x00:*?\[\]]", max_key_length=200, path_keys=True)
-
-
-def run_file_path(file: FileRecord) -> str:
-    """Where a tracked file is in the W&B run's files: ``<key>/step_<s>/<name>``."""
-    folder = _FOLDER_RULE.storable_key(file.key)
-    return f"{folder}/step_{file.step}/{safe_file_name(file.name)}"
 
 
 class FileLogger:
@@ -65,28 +60,24 @@ class FileLogger:
         if wandb_run.settings.mode == "disabled":
             return  # W&B records nothing, and its run folder is a throwaway one
         if file.kind == "image" and self._pillow.available():
-            log_image(wandb_run, file)
+            _log_image(wandb_run, file)
         else:
-            save_run_file(wandb_run, file)
+            _save_run_file(wandb_run, file)
 
 
-def log_image(wandb_run: Run, file: FileRecord) -> None:
+def _log_image(wandb_run: Run, file: FileRecord) -> None:
     """One history row holding the image, at the file's trackhook step."""
     import wandb
-    from PIL import UnidentifiedImageError
-    from PIL.Image import DecompressionBombError
 
-    try:
+    with refused_unless_pillow_reads(file):
         image = wandb.Image(str(file.path))
-    except (UnidentifiedImageError, DecompressionBombError) as error:
-        raise ValuesRejected(f"pillow cannot read {file.name!r} as an image") from error
     wandb_run.log({STEP_METRIC: file.step, file.key: image})
 
 
-def save_run_file(wandb_run: Run, file: FileRecord) -> None:
+def _save_run_file(wandb_run: Run, file: FileRecord) -> None:
     """Copy the file into the run folder as ``<key>/step_<s>/<name>`` and save it with the run."""
     files = Path(wandb_run.dir)
-    target = files / run_file_path(file)
+    target = files / stored_file_path(file, _FOLDER_RULE)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(file.path, target)
     wandb_run.save(str(target), base_path=str(files), policy="now")

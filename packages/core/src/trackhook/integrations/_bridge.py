@@ -58,6 +58,9 @@ class TrainingRun:
         self._config = config
         self._run: Run | None = None
         self._opened_before = False
+        self._last_step = 0
+        self.in_training = False
+        """Training began (``begin``) and has not ended (``end``)."""
 
     @property
     def is_open(self) -> bool:
@@ -66,7 +69,7 @@ class TrainingRun:
 
     def open(self) -> Run:
         """The open run of this bridge, opened (again) now if it is not open."""
-        if self._run is not None and not self._run.closed:
+        if self._run is not None and self.is_open:
             return self._run
         with warnings.catch_warnings():
             if self._opened_before:
@@ -81,10 +84,26 @@ class TrainingRun:
         if run is not None:
             close_run(run, status)
 
-    def track_metrics(self, step: int, values: Mapping[Any, object]) -> None:
-        """Track ``values`` at ``step`` as ``track_this`` does: numbers become metrics."""
-        run = self.open()
-        self._each_or_one_by_one(values, lambda clean: run.track(step, clean))
+    def begin(self) -> None:
+        """Training begins. One of this bridge that began and never ended raised (transformers
+        and Keras call nothing then): its run closes as ``FAIL`` first, and this one continues
+        it."""
+        if self.in_training:
+            self.close("FAIL")
+        self.in_training = True
+
+    def end(self) -> None:
+        """Training ended: close the run as ``SUCCESS``."""
+        self.in_training = False
+        self.close("SUCCESS")
+
+    def track_metrics(self, step: int | None, values: Mapping[Any, object]) -> None:
+        """Track ``values`` at ``step`` (``None``: the last step tracked) as ``track_this`` does:
+        numbers become metrics."""
+        if step is not None:
+            self._last_step = step
+        run, at = self.open(), self._last_step
+        self._each_or_one_by_one(values, lambda clean: run.track(at, clean))
 
     def track_params(
         self, values: Mapping[Any, object] | argparse.Namespace, step: int = 0

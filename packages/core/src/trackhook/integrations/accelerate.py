@@ -52,7 +52,6 @@ class TrackhookTracker(GeneralTracker):  # type: ignore[misc]
     def __init__(self, run_id: str | None = None, tag: str = "", *, config: Any = None) -> None:
         super().__init__()
         self._training = TrainingRun(run_id, tag, config, "accelerate")
-        self._last_step = 0
 
     @property
     def run_id(self) -> str:
@@ -76,9 +75,7 @@ class TrackhookTracker(GeneralTracker):  # type: ignore[misc]
     @on_main_process  # type: ignore[untyped-decorator]
     def log(self, values: Mapping[str, Any], step: int | None = None, **kwargs: Any) -> None:
         """Track ``values`` at ``step`` (without one: the last step logged)."""
-        if step is not None:
-            self._last_step = step
-        self._training.track_metrics(self._last_step, values)
+        self._training.track_metrics(step, values)
 
     @on_main_process  # type: ignore[untyped-decorator]
     def finish(self) -> None:

@@ -57,7 +57,6 @@ class TrackhookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._training = TrainingRun(run_id, tag, config, "Keras")
         self._every_n_batches = every_n_batches
         self._optimizer_steps = 0
-        self._in_training = False
 
     @property
     def run_id(self) -> str:
@@ -69,9 +68,7 @@ class TrackhookCallback(keras.callbacks.Callback):  # type: ignore[misc]
         A fit of this callback that began and never ended raised: its run closes as ``FAIL``
         first, and this fit continues it.
         """
-        if self._in_training:
-            self._training.close("FAIL")
-        self._in_training = True
+        self._training.begin()
         optimizer = getattr(self.model, "optimizer", None)
         params: dict[str, Any] = dict(self.params or {})
         if optimizer is not None:
@@ -95,5 +92,4 @@ class TrackhookCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """Close the run as ``SUCCESS``."""
-        self._in_training = False
-        self._training.close("SUCCESS")
+        self._training.end()

@@ -48,7 +48,6 @@ class TrackhookLogger(Logger):  # type: ignore[misc]
     def __init__(self, run_id: str | None = None, tag: str = "", *, config: Any = None) -> None:
         super().__init__()
         self._training = TrainingRun(run_id, tag, config, "Lightning")
-        self._last_step = 0
 
     @property
     def name(self) -> str:
@@ -74,9 +73,7 @@ class TrackhookLogger(Logger):  # type: ignore[misc]
     @rank_zero_only  # type: ignore[untyped-decorator]
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Track ``metrics`` at Lightning's ``step`` (without one: the last step logged)."""
-        if step is not None:
-            self._last_step = step
-        self._training.track_metrics(self._last_step, metrics)
+        self._training.track_metrics(step, metrics)
 
     @rank_zero_only  # type: ignore[untyped-decorator]
     def save(self) -> None:

@@ -49,7 +49,6 @@ class TrackhookCallback(TrainerCallback):  # type: ignore[misc]
         self._training = TrainingRun(run_id, tag, config, "transformers")
         self._tracked_at_step: dict[str, object] = {}
         self._step = -1
-        self._in_training = False
 
     @property
     def run_id(self) -> str:
@@ -65,9 +64,7 @@ class TrackhookCallback(TrainerCallback):  # type: ignore[misc]
         """
         if not state.is_world_process_zero:
             return
-        if self._in_training:
-            self._training.close("FAIL")
-        self._in_training = True
+        self._training.begin()
         self._training.track_params(args.to_dict())
 
     def on_log(
@@ -99,7 +96,7 @@ class TrackhookCallback(TrainerCallback):  # type: ignore[misc]
             return
         if metrics:
             self._track(state.global_step, metrics)
-        if not self._in_training:
+        if not self._training.in_training:
             self._training.close("SUCCESS")
 
     def on_train_end(
@@ -107,8 +104,7 @@ class TrackhookCallback(TrainerCallback):  # type: ignore[misc]
     ) -> None:
         """Close the run as ``SUCCESS``."""
         if state.is_world_process_zero:
-            self._in_training = False
-            self._training.close("SUCCESS")
+            self._training.end()
 
     def _track(self, step: int, values: Mapping[str, Any]) -> None:
         """Track the values not already tracked with the same value at this step.

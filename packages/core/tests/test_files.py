@@ -362,6 +362,16 @@ def test_a_planted_spool_line_pointing_outside_the_store_reaches_no_tracker() ->
     assert recorder.params() == {}
 
 
+def test_plot_draws_the_metrics_and_never_a_files_size() -> None:
+    from trackhook.cli._runlogs import find_run
+
+    path, _ = a_file()
+    with recording(), trackhook.start_run("plotted", config=recording_config()):
+        for step in range(3):
+            trackhook.track_this(step=step, loss=0.5, eval={"checkpoint": trackhook.File(path)})
+    assert list(find_run(RunStore(STORE), "plotted").curves()) == ["loss"]
+
+
 def test_trackhook_show_lists_files_and_the_bytes_the_run_holds() -> None:
     path, content = a_file()
     with recording(), trackhook.start_run("shown", config=recording_config()):

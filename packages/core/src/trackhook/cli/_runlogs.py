@@ -208,7 +208,7 @@ class RunView:
         Two passes over each key: the first counts its values and checks they are numbers, the
         second thins them.
         """
-        from trackhook.values import flatten
+        from trackhook.held import leaves_of as flatten
 
         curves: dict[str, Curve] = {}
         for key, steps in self._keys():

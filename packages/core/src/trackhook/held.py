@@ -254,6 +254,15 @@ def held_usage(store_root: Path, run_id: str) -> dict[str, Any] | None:
     }
 
 
+def _holds(path: Path, size: int) -> bool:
+    """Whether ``path`` is a file of ``size`` bytes: the same content, by its name's digest."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_size == size
+
+
 def _is_regular_file(descriptor: int) -> bool:
     return stat.S_ISREG(os.fstat(descriptor).st_mode)
 
@@ -334,14 +343,16 @@ def _write_all(out: int, view: memoryview) -> None:
         view = view[os.write(out, view) :]
 
 
-def _sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+def _sha256_of(path: Path) -> _Digest:
+    """The digest of the held copy itself (after a reflink whose source changed meanwhile); a
+    failure to read it is the store's (``OSError``)."""
+    held = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _pass_over(held, None)
+    except _UnreadableSource as error:
+        raise error.cause from None
+    finally:
+        os.close(held)
 
 
 def _why(error: OSError) -> str:

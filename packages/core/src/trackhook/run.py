@@ -413,8 +413,7 @@ class Run:
         if self._run_log_warned:
             return
         self._run_log_warned = True
-        spool = self._spool
-        never = spool.held_values + spool.lost_values if spool is not None else 0
+        never = self._spool.held_values + self._spool.lost_values
         missing = f" ({never} values never did: see the warning about the spool)" if never else ""
         warn_in_background(
             f"could not write the run log of run {self.run_id!r} in {self.run_log_path.parent} "

@@ -40,10 +40,7 @@ class TrackerHooks:
     """One method per hook, reaching one tracker only."""
 
     def __init__(
-        self,
-        manager: pluggy.PluginManager,
-        plugin: object,
-        file_kinds: frozenset[FileKind] = frozenset({"file", "image"}),
+        self, manager: pluggy.PluginManager, plugin: object, file_kinds: frozenset[FileKind]
     ) -> None:
         others = [other for other in manager.get_plugins() if other is not plugin]
         hook = manager.hook
@@ -67,10 +64,10 @@ class TrackerHooks:
         self.batches = "trackhook_log_batch" in implemented
         self.receives_metrics = self.batches or "trackhook_log_metric" in implemented
         self.receives_params = self.batches or "trackhook_log_param" in implemented
-        self.receives_files = "trackhook_log_file" in implemented
-        self.file_kinds = file_kinds if self.receives_files else frozenset()
+        receives_files = "trackhook_log_file" in implemented
+        self.file_kinds = file_kinds if receives_files else frozenset()
         """The kinds of file its ``trackhook_log_file`` takes (``TrackerLimits.file_kinds``)."""
-        self.receives_values = self.receives_metrics or self.receives_params or self.receives_files
+        self.receives_values = self.receives_metrics or self.receives_params or receives_files
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
     def receives(self, record: MetricRecord | ParamRecord | FileRecord) -> bool:

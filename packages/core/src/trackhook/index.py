@@ -37,7 +37,7 @@ from typing import IO, Any
 from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
 from trackhook.held import is_file_record
 from trackhook.processes import process_exists
-from trackhook.store import has_entry_shape, parse_spool_lines, spool_entry_of
+from trackhook.store import has_entry_shape, parse_spool_lines, spool_entry_of, whole_lines
 
 __all__ = ["ValueIndex", "index_folder", "remove_abandoned_indexes"]
 
@@ -175,7 +175,7 @@ class ValueIndex:
             elif kind is int:
                 text, leaves, size = int.__repr__(value), 1, 96
             else:
-                text, leaves = _python_json(value), _leaves_of(key, value)
+                text, leaves = _python_json(value), _count_leaves(value)
                 size = len(text) + 96
                 known.pending_named |= "NaN" in text or "Infinity" in text
             if known.ordered and step <= known.last_step:
@@ -218,7 +218,7 @@ class ValueIndex:
         with self._transaction():
             for _, chunk in self._chunks_of(known):
                 rows = [
-                    (known.id, int(step), -1.0, _python_json(value), _leaves_of("", value))
+                    (known.id, int(step), -1.0, _python_json(value), _count_leaves(value))
                     for step, value in chunk.items()
                 ]
                 self._database.executemany(_UPSERT, rows)
@@ -415,17 +415,9 @@ def _first_time(path: Path) -> float:
 
 
 def _whole_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
-    """The complete lines of ``path`` from ``offset`` (a piece of the file), and where they end.
-
-    A line still being written waits; one longer than a piece is read whole.
-    """
-    with open(path, "rb") as file:
-        file.seek(offset)
-        data = file.read(_READ_BYTES)
-        if len(data) == _READ_BYTES and b"\n" not in data:
-            data += file.readline()
-    end = data.rfind(b"\n") + 1
-    return data[:end].splitlines(), offset + end
+    """The complete lines of ``path`` from ``offset`` (a piece of the file), and where they end."""
+    data = whole_lines(path, offset, _READ_BYTES)
+    return data.splitlines(), offset + len(data)
 
 
 def _unchecked(record: Any) -> Any:
@@ -456,12 +448,12 @@ def _python_json(value: Any) -> str:
     return json.dumps(value)
 
 
-def _leaves_of(key: str, value: Any) -> int:
+def _count_leaves(value: Any) -> int:
     """How many values ``value`` is as trackers receive them: a nested dict by its leaves, a
     held file's record as one (read back from the index, a record is known by its shape)."""
     if type(value) is not dict or is_file_record(value):
         return 1
-    return sum(_leaves_of(key, inner) for inner in value.values())
+    return sum(map(_count_leaves, value.values()))
 
 
 def _strict_text(text: str) -> str:

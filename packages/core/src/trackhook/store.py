@@ -73,6 +73,7 @@ __all__ = [
     "read_spool",
     "spool_entry_of",
     "spool_rank",
+    "whole_lines",
 ]
 
 _READ_CHUNK = 1 << 20
@@ -421,6 +422,17 @@ def _count_leaves(line: dict[str, Any]) -> int:
     return sum(1 for key, value in line[SPOOL_VALUES].items() for _ in flatten(key, value, files))
 
 
+def whole_lines(path: Path, offset: int, max_bytes: int) -> bytes:
+    """The complete lines of ``path`` from ``offset``, about ``max_bytes`` of them: a line still
+    being written waits, and one longer than ``max_bytes`` is read whole."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        data = file.read(max_bytes)
+        if len(data) == max_bytes and b"\n" not in data:
+            data += file.readline()
+    return data[: data.rfind(b"\n") + 1]
+
+
 def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[SpoolEntry]:
     """Return the complete lines of ``path`` from ``offset``, up to about ``max_bytes``.
 
@@ -433,14 +445,7 @@ def read_spool(path: Path, offset: int, max_bytes: int = _READ_CHUNK) -> list[Sp
     read nor skipped, they wait for that trackhook.
     """
     spool_format(path)
-    with open(path, "rb") as file:
-        file.seek(offset)
-        data = file.read(max_bytes)
-        if len(data) == max_bytes and b"\n" not in data:
-            data += file.readline()
-    lines = data.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(b"\n"):
-        lines.pop()
+    lines = whole_lines(path, offset, max_bytes).splitlines(keepends=True)
     if not lines:
         return []
     records = parse_spool_lines(lines)

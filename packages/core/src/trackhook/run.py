@@ -28,7 +28,6 @@ from trackhook.errors import (
 )
 from trackhook.files import TrackedContent
 from trackhook.held import ContentHolder, held_usage, hold_all
-from trackhook.index import ValueIndex, index_folder
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
 from trackhook.resume import warn_if_closed_run_continues
@@ -55,6 +54,7 @@ from trackhook.variables import (
 
 if TYPE_CHECKING:
     from trackhook.config import LoadedConfig
+    from trackhook.index import ValueIndex
     from trackhook.trackers import TrackerNotLoaded
 
 __all__ = ["Run"]
@@ -192,11 +192,15 @@ class Run:
     def _live_index(self) -> ValueIndex:
         with self._index_lock:
             if self._index is None:
-                self._index = ValueIndex(self._index_folder())
+                self._index = self._new_index()
             return self._index
 
-    def _index_folder(self) -> Path:
-        return index_folder(self._store.root, self.run_id)
+    def _new_index(self) -> ValueIndex:
+        """An index of the run's values; ``sqlite3`` is imported only now, not with the engine
+        that the first ``track_this`` loads (a run shorter than 16 MiB indexes only at close)."""
+        from trackhook.index import ValueIndex, index_folder
+
+        return ValueIndex(index_folder(self._store.root, self.run_id))
 
     # -- the public face ---------------------------------------------------------------------------
 
@@ -212,7 +216,7 @@ class Run:
             index = self._live_index()
             index.add(self._rank_files(), own=self._spool.path)
             return index.as_user_defined_metrics()
-        with ValueIndex(self._index_folder()) as index:
+        with self._new_index() as index:
             index.add(self._rank_files(), own=self._spool.path)
             return index.as_user_defined_metrics()
 

@@ -21,9 +21,7 @@ This module imports TensorBoard, so only the delivery side (the tracker's hooks)
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,14 +32,17 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from trackhook import ParamValue, Status
 from trackhook_tensorboard._events import session_events
-from trackhook_tensorboard._writer import framed, header_event
+from trackhook_tensorboard._writer import (
+    EVENT_FILE_PREFIX,
+    event_file_name,
+    framed,
+    header_event,
+)
 
 __all__ = ["latest_session", "write_session"]
 
-_PREFIX = "events.out.tfevents."
 _SUFFIX = ".trackhook-session"
 _LAST_NUMBER = 10**9  # the n-th close is named 10**9 - n: 0999999999, 0999999998, ...
-_files = itertools.count()
 
 
 def write_session(
@@ -54,16 +55,13 @@ def write_session(
     """Write the run's session as of this close into a new file of ``folder``; its path."""
     number, earlier = latest_session(folder)
     if earlier is not None and earlier.start_time_secs:  # the run started at its first opening
-        started_at = min(filter(None, (started_at, earlier.start_time_secs)))
+        started_at = min(started_at, earlier.start_time_secs)
     events = session_events(hparams, started_at, status, ended_at, earlier=earlier, step=number + 1)
-    name = (
-        f"{_PREFIX}{_LAST_NUMBER - (number + 1):010d}.{socket.gethostname()}.{os.getpid()}."
-        f"{next(_files)}{_SUFFIX}"
-    )
+    name = event_file_name(_LAST_NUMBER - (number + 1), _SUFFIX)
     content = framed([header_event(time.time()), *events])
     # Written under a name TensorBoard does not read, then renamed: the file appears whole.
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{name.removeprefix(_PREFIX)}.partial"
+    partial = folder / f".{name.removeprefix(EVENT_FILE_PREFIX)}.partial"
     try:
         partial.write_bytes(content)
         path = folder / name
@@ -82,13 +80,13 @@ def latest_session(folder: Path) -> tuple[int, plugin_data_pb2.SessionStartInfo 
         names = sorted(
             entry.name
             for entry in os.scandir(folder)
-            if entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)
+            if entry.name.startswith(EVENT_FILE_PREFIX) and entry.name.endswith(_SUFFIX)
         )
     except FileNotFoundError:
         return 0, None
     number = 0
     for name in names:
-        key = name.removeprefix(_PREFIX).split(".", 1)[0]
+        key = name.removeprefix(EVENT_FILE_PREFIX).split(".", 1)[0]
         if key.isdigit():
             number = max(number, _LAST_NUMBER - int(key))
     for name in names:

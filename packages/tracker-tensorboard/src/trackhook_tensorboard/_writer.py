@@ -28,10 +28,28 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from trackhook import TrackhookError
 from trackhook_tensorboard._events import scalar_event, text_event
 
-__all__ = ["RunWriter", "RunWriterClosedError", "framed", "header_event"]
+__all__ = [
+    "EVENT_FILE_PREFIX",
+    "RunWriter",
+    "RunWriterClosedError",
+    "event_file_name",
+    "framed",
+    "header_event",
+]
 
 _FILE_VERSION = "brain.Event:2"  # tells TensorBoard that steps may go back without a restart
 _files = itertools.count()
+EVENT_FILE_PREFIX = "events.out.tfevents."
+"""How TensorBoard's event files are named: it reads only the files of a folder named so."""
+
+
+def event_file_name(number: int, suffix: str) -> str:
+    """A new event file's name, as TensorBoard names them: files sort by ``number`` (a time),
+    and host, process and a counter keep two writers apart."""
+    return (
+        f"{EVENT_FILE_PREFIX}{number:010d}.{socket.gethostname()}.{os.getpid()}."
+        f"{next(_files)}{suffix}"
+    )
 
 
 class RunWriterClosedError(TrackhookError):
@@ -93,11 +111,7 @@ class RunWriter:
         """A new event file, named as TensorBoard names them so that it sorts after older ones."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         now = time.time()
-        name = (
-            f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}."
-            f"{next(_files)}.trackhook"
-        )
-        path = self.log_dir / name
+        path = self.log_dir / event_file_name(int(now), ".trackhook")
         file = io.FileIO(path, "xb")
         try:
             _write_all(file, framed([header_event(now)]))

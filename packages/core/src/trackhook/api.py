@@ -343,12 +343,11 @@ def get_experiment_tracker_context(name: str | None = None) -> AbstractContextMa
 
 def active_run() -> Run | None:
     """The run that ``track_this`` would track into now, if one is open."""
-    with _lock:
-        return _run_of_this_thread()
+    return _run_of_this_thread()
 
 
 def _current_run() -> Run:
-    run = active_run()
+    run = _run_of_this_thread()
     if run is None:
         with _lock:
             run = _implicit_run()
@@ -519,10 +518,16 @@ def _forget_parent_runs_in_child() -> None:
 
 
 def _run_of_this_thread() -> Run | None:
+    """Without ``_lock``: on every ``track_this``. Each read below is one step under the GIL,
+    and a run closed meanwhile refuses the values with a clear error, as it would a moment later.
+    """
     own = _context_run.get()
     if own is not None and not own.closed:
         return own
-    return _active[-1] if _active else _implicit
+    try:
+        return _active[-1]
+    except IndexError:  # none, or the last one closed by another thread since
+        return _implicit
 
 
 if hasattr(os, "register_at_fork"):

@@ -100,7 +100,6 @@ class Run:
         self._index_lock = threading.Lock()
         self._fatal: TrackerDeliveryError | None = None
         self._closed = False
-        self._close_lock = threading.Lock()
         self._stop_flushing = threading.Event()
         self._not_loaded: list[TrackerNotLoaded] = []
         self._workers: list[TrackerWorker] = []
@@ -276,14 +275,13 @@ class Run:
             clean = self._hold_files(clean, files)
             if not clean:
                 return
-        # One lock for the record and the spool: both see the same order, and none of it can
-        # happen after close() has begun.
-        with self._close_lock:
-            if self._closed:
-                raise TrackhookError(
-                    f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
-                )
-            self._spool.append(time.time(), checked_step, clean, as_params=as_params, files=files)
+        # The spool takes the line under its lock, or refuses it once close() has begun.
+        if not self._spool.append(
+            time.time(), checked_step, clean, as_params=as_params, files=files
+        ):
+            raise TrackhookError(
+                f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
+            )
 
     def _hold_files(self, clean: dict[str, Any], files: list[str]) -> dict[str, Any]:
         """Copy the call's files and images into the run store: the values, with their records.
@@ -337,10 +335,9 @@ class Run:
 
         ``at_exit``: closing from an exit handler; see ``TrackerWorker.finish``.
         """
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._spool.seal():
+            return  # closed already, or closing in another thread
+        self._closed = True
         timeout = self._loaded.config.delivery.flush_timeout
         for worker in self._workers:
             worker.finish(status, timeout, at_exit=at_exit)

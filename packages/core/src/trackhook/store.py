@@ -57,6 +57,7 @@ from trackhook.formats import (
     spool_name,
 )
 from trackhook.held import is_file_record, safe_file_name
+from trackhook.lines import encode_line
 from trackhook.values import check_step, flatten, normalise_values
 
 __all__ = [
@@ -228,7 +229,7 @@ class SpoolWriter:
         self._failing = False
         self._next_try = 0.0
         self._closed = False
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        self._sealed = False
         with self._lock:
             self._open()
 
@@ -257,21 +258,29 @@ class SpoolWriter:
         *,
         as_params: bool = False,
         files: list[str] | None = None,
-    ) -> None:
-        line: dict[str, Any] = {SPOOL_TIME: timestamp, SPOOL_STEP: step, SPOOL_VALUES: values}
-        if as_params:
-            line[SPOOL_AS_PARAMS] = 1
-        if files:
-            line[SPOOL_FILES] = files
-        data = (self._dumps(line) + "\n").encode("ascii")
+    ) -> bool:
+        """Take the line of one call; False, taking nothing, once the spool is sealed."""
+        data = encode_line(timestamp, step, values, as_params=as_params, files=files)
         with self._lock:
+            if self._sealed:
+                return False
             if self._failing and self._pending_bytes + len(data) > _MAX_HELD_BYTES:
-                self._drop(line)
-                return
+                self._drop(data)
+                return True
             self._pending.append(data)
             self._pending_bytes += len(data)
             if self._write_through or self._pending_bytes >= _BUFFER_BYTES:
                 self._write_pending(force=False)
+        return True
+
+    def seal(self) -> bool:
+        """Take no more lines: the run is closing. True for the one call that sealed it, so that
+        of two threads closing the run, one does."""
+        with self._lock:
+            if self._sealed:
+                return False
+            self._sealed = True
+            return True
 
     def flush(self, *, retry: bool = False) -> None:
         """Hand what is waiting to the operating system.
@@ -295,7 +304,7 @@ class SpoolWriter:
             self._write_pending(force=True)
             self.lost_values += _values_in(self._pending)
             self._pending, self._pending_bytes = [], 0
-            self._closed = True
+            self._closed = self._sealed = True
             if self._descriptor is not None:
                 os.close(self._descriptor)
                 self._descriptor = None
@@ -312,7 +321,7 @@ class SpoolWriter:
         Without the lock, which a thread of the parent may have held at the fork.
         """
         self._pending, self._pending_bytes = [], 0
-        self._closed = True
+        self._closed = self._sealed = True
         if self._descriptor is not None:
             with suppress(OSError):
                 os.close(self._descriptor)
@@ -394,14 +403,14 @@ class SpoolWriter:
             f"space or fix the folder (error: {error})"
         )
 
-    def _drop(self, line: dict[str, Any]) -> None:
+    def _drop(self, line: bytes) -> None:
         if not self.lost_values:
             warn_in_background(
                 f"the spool in {self.path.parent.absolute()} still cannot be written "
                 f"({self.error}) and {_MAX_HELD_BYTES / 2**20:.3g} MiB of values are held: newer "
                 "values are dropped, and counted in the run log"
             )
-        self.lost_values += _count_leaves(line)
+        self.lost_values += _values_in([line])
 
 
 def _cause(error: OSError) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+Side = TypeVar("Side")
 
 
 @dataclass(frozen=True)
@@ -27,3 +30,9 @@ def ms(timings: list[Timing], part: Callable[[Timing], float]) -> str:
     """``median / best`` of ``part`` over the rounds, in milliseconds."""
     values = [part(timing) for timing in timings]
     return f"{statistics.median(values) * 1000:.1f} / {min(values) * 1000:.1f} ms"
+
+
+def alternated(sides: Sequence[Side], round_number: int) -> list[Side]:
+    """The sides of one round, in turn first and second, so that neither always runs on a
+    warmer process (or a quieter machine)."""
+    return list(sides) if round_number % 2 == 0 else list(sides)[::-1]

@@ -32,6 +32,7 @@ from typing import Any
 
 import mlflow
 import torch
+from _timing import alternated
 from bench_mlflow import _start_server, _stop_server
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import MLFlowLogger
@@ -142,8 +143,7 @@ def _measure(url: str, steps: int, rounds: int, folder: Path) -> None:
         measure()
     times: dict[str, list[float]] = {name: [] for name in sides}
     for number in range(rounds):
-        order = list(sides.items())
-        for name, measure in order if number % 2 == 0 else order[::-1]:
+        for name, measure in alternated(list(sides.items()), number):
             times[name].append(measure())
     print(
         f"a Lightning fit of {steps} steps, {len(KEYS)} metrics a step, to a mlflow server on "

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from _timing import alternated
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
@@ -115,12 +116,12 @@ def _bench_store(name: str, uri: str, log: AccessLog, arguments: argparse.Namesp
         timings["(a) mlflow.log_metric"] = _direct(uri, client, log, values)
     rounds: dict[str, list[Timing]] = {"b": [], "c": []}
     for number in range(arguments.rounds):
-        # alternate the order: the store slows as it fills, neither side should always go last
+        # the store slows as it fills: neither side should always go last
         order: list[tuple[str, Callable[[], Timing]]] = [
             ("b", lambda: _trackhook(uri, client, log, values)),
             ("c", lambda: _batched(client, log, values)),
         ]
-        for side, measure in order if number % 2 == 0 else order[::-1]:
+        for side, measure in alternated(order, number):
             rounds[side].append(measure())
     timings["(b) trackhook"] = _median(rounds["b"])
     timings["(c) MlflowClient.log_batch"] = _median(rounds["c"])

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _timing import Timing, caller, end_to_end, ms
+from _timing import Timing, alternated, caller, end_to_end, ms
 
 
 def direct(values: int, folder: Path) -> Timing:
@@ -85,8 +85,7 @@ def main() -> None:
             side(10, root / f"warm-up-{label}")
         order = list(sides.items())
         for round_number in range(options.rounds):
-            # Alternate the order so that neither side always runs on a warmer process.
-            for label, side in order if round_number % 2 == 0 else order[::-1]:
+            for label, side in alternated(order, round_number):
                 results[label].append(side(options.values, root / f"{label}-{round_number}"))
         last = options.rounds - 1
         stored = {

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import Timing, caller, end_to_end, ms
+from _timing import Timing, alternated, caller, end_to_end, ms
 
 _SETTLE_SECONDS = 1.0
 
@@ -88,9 +88,8 @@ def main() -> None:
         with_trackhook(10, root / "warm-up-trackhook", "warm-up-trackhook")
         results: dict[str, list[Timing]] = {"direct run.log": [], "trackhook": []}
         for round_number in range(options.rounds):
-            # Alternate the order so that neither side always runs on a warmer process.
             sides = [("direct run.log", direct), ("trackhook", with_trackhook)]
-            for label, side in sides if round_number % 2 == 0 else sides[::-1]:
+            for label, side in alternated(sides, round_number):
                 name = f"{label.split()[0]}-{round_number}"
                 results[label].append(side(options.values, root / name, name))
                 # run.finish() returns before W&B's service has written the run to disk: let it

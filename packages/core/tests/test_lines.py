@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from trackhook.lines import encode_line
+from trackhook.lines import encode_line, plain_float_line
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -27,6 +27,7 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
         {'quote"d': 0.5},
         {"café": 0.5},
         {"1st": 0.5},
+        {"": 0.5, "loss": 0.5},
         {},
     ],
 )
@@ -56,3 +57,9 @@ def test_params_and_files_are_marked() -> None:
         "p": 1,
         "f": ["model"],
     }
+
+
+def test_only_a_call_with_nothing_to_normalise_has_a_plain_line() -> None:
+    assert plain_float_line(1.0, 0, {"loss": 0.5, "acc_1": 0.25}) is not None
+    for values in ({"": 0.5, "loss": 0.5}, {"a.b": 0.5}, {"loss": 1}, {"loss": math.nan}, {}):
+        assert plain_float_line(1.0, 0, values) is None, values

@@ -28,6 +28,7 @@ READ_BYTES = 64 * 1024
 """How much of a spool file is read at a time."""
 
 Record = MetricRecord | ParamRecord | FileRecord
+_NUMBERS = frozenset({int, float})
 
 
 @dataclass
@@ -78,6 +79,10 @@ class Fitter:
         self._on_renamed = on_renamed
         self._store_root = store_root
         self._renamed_keys: set[str] = set()
+        self._metric_keys: dict[str, str] = {}
+        """Each metric key met, with the key the tracker stores it under."""
+        self._ahead: tuple[Path | None, int, list[SpoolEntry]] = (None, 0, [])
+        """The entries the last read parsed beyond its batch: (file, where they start, them)."""
 
     def read_batch(self, path: Path, start: SpoolPosition) -> FittedLines | None:
         """Records for the spool lines from ``start`` that fill one batch, or None if none.
@@ -89,32 +94,72 @@ class Fitter:
         fitted = FittedLines(path, start)
         offset = start.offset
         while len(fitted.records) < until:
-            entries = read_spool(path, offset, READ_BYTES)
+            entries = self._read(path, offset)
             if not entries:
                 break
-            self.extend(fitted, entries, until)
+            used = self.extend(fitted, entries, until)
+            self._ahead = (path, entries[used - 1].end_offset, entries[used:])
             offset = fitted.line_offsets[-1]
         return fitted if fitted.entries else None
 
-    def extend(self, fitted: FittedLines, entries: list[SpoolEntry], until: int | None) -> None:
-        """Add records for ``entries``, stopping at the first line end with ``until`` records.
+    def _read(self, path: Path, offset: int) -> list[SpoolEntry]:
+        """The entries of ``path`` from ``offset``: those the last read parsed beyond its batch
+        when it stopped there (a whole line never changes once written), else a new read."""
+        ahead_path, ahead_offset, entries = self._ahead
+        if ahead_path == path and ahead_offset == offset and entries:
+            return entries
+        return read_spool(path, offset, READ_BYTES)
+
+    def extend(self, fitted: FittedLines, entries: list[SpoolEntry], until: int | None) -> int:
+        """Add records for ``entries``, stopping at the first line end with ``until`` records;
+        returns how many entries were used.
 
         The values of the line ``fitted.start`` points into that were handled already are left
         out: they are never offered again.
         """
+        used = 0
         for entry in entries:
+            used += 1
             skip = fitted.start.values_done if not fitted.entries else 0
             fitted.entries.append(entry)
-            for top_key, top_value in entry.values.items():
-                for key, value in flatten(top_key, top_value, entry.files):
-                    if skip:
-                        skip -= 1
-                        continue
-                    fitted.records.append(self._record(entry, key, value, fitted))
+            if skip or not self._add_metrics(entry, fitted):
+                self._add_each(entry, fitted, skip)
             fitted.line_counts.append(len(fitted.records))
             fitted.line_offsets.append(entry.end_offset)
             if until is not None and len(fitted.records) >= until:
-                return
+                break
+        return used
+
+    def _add_metrics(self, entry: SpoolEntry, into: FittedLines) -> bool:
+        """Add the records of the common line, numbers under plain keys, in one loop; False,
+        adding nothing, for any other line. Delivery runs on a thread of the caller's process:
+        what it spends per value, the caller's loop waits for."""
+        values = entry.values
+        if entry.as_params or entry.files or not set(map(type, values.values())) <= _NUMBERS:
+            return False
+        keys = self._metric_keys
+        step, timestamp = entry.step, entry.timestamp
+        for key, value in values.items():
+            stored = keys.get(key) or self._metric_key(key)
+            into.records.append(MetricRecord(stored, value, step, timestamp))
+            into.flags.append((stored != key, False))
+        return True
+
+    def _add_each(self, entry: SpoolEntry, into: FittedLines, skip: int) -> None:
+        """Add the records of ``entry`` value by value, after the first ``skip``."""
+        for top_key, top_value in entry.values.items():
+            for key, value in flatten(top_key, top_value, entry.files):
+                if skip:
+                    skip -= 1
+                    continue
+                into.records.append(self._record(entry, key, value, into))
+
+    def _metric_key(self, key: str) -> str:
+        """The key a metric is stored under, remembered until the limits change."""
+        stored = self.limits.storable_key(key)
+        self._tell_renamed(key, stored)
+        self._metric_keys[key] = stored
+        return stored
 
     def tighten(self, fitted: FittedLines, demand: TighterLimitsRequired) -> None:
         """Remake ``fitted``'s records with the tighter limits the tracker asked for.
@@ -125,6 +170,7 @@ class Fitter:
         if tighter == self.limits:
             raise demand
         self.limits = tighter
+        self._metric_keys.clear()
         rebuilt = FittedLines(fitted.path, fitted.start)
         self.extend(rebuilt, fitted.entries, until=None)
         fitted.records, fitted.flags = rebuilt.records, rebuilt.flags

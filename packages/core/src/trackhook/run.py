@@ -28,6 +28,7 @@ from trackhook.errors import (
 )
 from trackhook.files import TrackedContent
 from trackhook.held import ContentHolder, held_usage, hold_all
+from trackhook.lines import encode_line, plain_float_line
 from trackhook.ranks import current_rank
 from trackhook.records import RunInfo, Status
 from trackhook.resume import warn_if_closed_run_continues
@@ -267,21 +268,32 @@ class Run:
         if self._fatal is not None:
             raise self._fatal
         checked_step = check_step(step)
-        files: list[str] = []
-        clean = normalise_values(values, files=files)
-        if not clean:
-            return
-        if files:
-            clean = self._hold_files(clean, files)
-            if not clean:
+        # the common call, floats under keyword names, has nothing to normalise
+        line = None if as_params else plain_float_line(time.time(), checked_step, values)
+        if line is None:
+            line = self._normalised_line(checked_step, values, as_params)
+            if line is None:
                 return
         # The spool takes the line under its lock, or refuses it once close() has begun.
-        if not self._spool.append(
-            time.time(), checked_step, clean, as_params=as_params, files=files
-        ):
+        if not self._spool.append_line(line):
             raise TrackhookError(
                 f"run {self.run_id!r} is closed; open a new one with trackhook.start_run()"
             )
+
+    def _normalised_line(
+        self, step: int, values: Mapping[str, object], as_params: bool
+    ) -> bytes | None:
+        """The spool line of ``values`` normalised, their files held; ``None``: nothing to track.
+
+        :raises InvalidValueError: before anything of the call is held.
+        """
+        files: list[str] = []
+        clean = normalise_values(values, files=files)
+        if clean and files:
+            clean = self._hold_files(clean, files)
+        if not clean:
+            return None
+        return encode_line(time.time(), step, clean, as_params=as_params, files=files)
 
     def _hold_files(self, clean: dict[str, Any], files: list[str]) -> dict[str, Any]:
         """Copy the call's files and images into the run store: the values, with their records.

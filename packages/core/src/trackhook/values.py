@@ -27,7 +27,16 @@ from typing import Any
 from trackhook.errors import InvalidValueError
 from trackhook.files import TrackedContent
 
-__all__ = ["Value", "check_step", "flatten", "is_metric", "normalise", "normalise_values"]
+__all__ = [
+    "MAX_STEP",
+    "Value",
+    "check_step",
+    "flatten",
+    "is_metric",
+    "normalise",
+    "normalise_values",
+    "only_plain_floats",
+]
 
 Value = Any
 """A normalised value: int, float, str, bool, None, or lists and str-keyed dicts of these."""
@@ -43,7 +52,7 @@ _FILES_IN_LISTS = (
 )
 _HINT = "track an int, float, str, bool, None, a list, a dict or a pydantic model"
 # Trackers store steps as signed 64-bit integers (MLflow answers "Value out of range" beyond).
-_MAX_STEP = 2**63 - 1
+MAX_STEP = 2**63 - 1
 _NOT_UNICODE = (
     "it holds a lone surrogate ({character!r} at index {index}), which is not valid Unicode and "
     "which no tracker can store; decode bytes with errors='replace' before tracking them"
@@ -60,7 +69,7 @@ def check_step(step: object) -> int:
         step = int(step)
     if step < 0:
         raise InvalidValueError("step", f"the step must be a non-negative int, got {step}")
-    if step > _MAX_STEP:
+    if step > MAX_STEP:
         raise InvalidValueError(
             "step", f"the step must be at most 2**63 - 1, which trackers store steps as, got {step}"
         )
@@ -77,7 +86,7 @@ def normalise_values(
     """
     if not values:
         return {}
-    if _only_plain_floats(values):
+    if only_plain_floats(values):
         return dict(values)
     clean: dict[str, Value] = {}
     may_collide = False  # only dotted keys and dicts can reach trackers as the same key
@@ -105,7 +114,7 @@ def normalise_values(
     return clean
 
 
-def _only_plain_floats(values: Mapping[str, object]) -> bool:
+def only_plain_floats(values: Mapping[str, object]) -> bool:
     """The common call, ``track_this(step=i, loss=l, acc=a)``, told apart at C speed: every value
     a float (or bool, None) and every key plain ASCII without a dot, so there is nothing to check
     one value at a time: no int's range, no text's Unicode, no two spellings of one key."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from trackhook import formats
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
-from trackhook.delivery import TrackerWorker, wait_for_workers
+from trackhook.delivery import TrackerDelivery
 from trackhook.errors import ConfigError, UnknownRunError
 from trackhook.formats import FormatTooNewError
 from trackhook.index import ValueIndex, index_folder, remove_abandoned_indexes
@@ -41,6 +41,7 @@ from trackhook.runlog import (
 from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
 from trackhook.variables import CONFIG_VARIABLE
+from trackhook.worker import TrackerWorker, wait_for_workers
 
 __all__ = ["SYNC_TIMEOUT", "SyncPlan", "SyncResult", "plan_sync", "sync_run", "sync_runs"]
 
@@ -178,8 +179,10 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
     )
     built = build_trackers(loaded, settings, quiet=True)
     wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
+    # A thread per tracker, as for a run, rather than passes in this thread: one that hangs in a
+    # hook is abandoned when the time is up, which keeps `--timeout` a hard limit.
     workers = [
-        TrackerWorker(tracker, run, store, loaded.config.delivery, own_spool=None)
+        TrackerWorker(TrackerDelivery(tracker, run, store, loaded.config.delivery, own_spool=None))
         for tracker in built.loaded
     ]
     for worker in workers:

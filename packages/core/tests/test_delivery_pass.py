@@ -90,6 +90,19 @@ def test_a_finishing_pass_past_its_deadline_is_out_of_time_and_leaves_the_values
     assert store.positions("run", "recording").position(path) == SpoolPosition()
 
 
+def test_a_tracker_that_accepted_values_recently_gets_more_time_up_to_the_patience(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    _spool_of_run(store, {"loss": 0.5})
+    long_ago = time.monotonic() - 1000.0
+    with recording():
+        delivery = _delivery(store, patience=60.0)
+        assert delivery.give_up_at(long_ago) == long_ago, "no progress yet: the deadline"
+        delivery.deliver_once(None)
+    assert delivery.give_up_at(long_ago) == long_ago + 60.0
+
+
 class FailsOnSecondCall(RecordingTracker):
     """Takes one value a call and fails its second call, once: an outage mid-file."""
 

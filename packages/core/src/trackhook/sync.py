@@ -5,6 +5,10 @@ spool file is recorded after every accepted batch; syncing therefore sends each 
 however often it runs. A run whose owning process died without closing it (SIGKILL, OOM, power
 loss: its run log still says ``RUNNING`` and its process is gone) is closed in its trackers as
 ``FAIL`` and its run log is rebuilt from the spool.
+
+Each tracker is delivered by the thread a run uses (``worker.TrackerWorker``), over a delivery
+without a spool of its own: a hook that never returns holds only that thread, which the sync
+abandons when its time is up, so that ``--timeout`` stays a hard limit.
 """
 
 from __future__ import annotations
@@ -179,8 +183,6 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
     )
     built = build_trackers(loaded, settings, quiet=True)
     wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
-    # A thread per tracker, as for a run, rather than passes in this thread: one that hangs in a
-    # hook is abandoned when the time is up, which keeps `--timeout` a hard limit.
     workers = [
         TrackerWorker(TrackerDelivery(tracker, run, store, loaded.config.delivery, own_spool=None))
         for tracker in built.loaded

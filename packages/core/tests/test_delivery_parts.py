@@ -1,5 +1,5 @@
-"""The parts of delivery, each alone and without a thread: fitting, batching, progress, backoff,
-the report, and one delivery pass."""
+"""The parts of delivery, each alone and without a thread: fitting, batching, the retry policy,
+progress, the cursor over a spool file, and the report (a whole pass: ``test_delivery_pass.py``)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from trackhook.backoff import Backoff
+from trackhook.backoff import FIRST_WAIT, TRIES_AT_EXIT, Backoff, RetryPolicy
 from trackhook.batching import DEFAULT_BATCH, batch_end, batch_size
-from trackhook.config import load_config
-from trackhook.delivery import Outcome, TrackerWorker
+from trackhook.cursor import SpoolCursor
 from trackhook.fitting import FittedLines, Fitter
 from trackhook.limits import TighterLimitsRequired, TrackerLimits
 from trackhook.progress import SAVE_INTERVAL, SendProgress
-from trackhook.records import MetricRecord, ParamRecord, RunInfo
+from trackhook.records import MetricRecord, ParamRecord
 from trackhook.report import DeliveryReport
 from trackhook.runlog import MAX_REJECTED_KEYS, MAX_REJECTED_REASONS, OTHER_REASONS
-from trackhook.store import RunStore, SpoolPosition, SpoolWriter
-from trackhook.testing import recording
-from trackhook.trackers import build_trackers
-
-from .conftest import recording_config
+from trackhook.store import RunStore, RunStoreError, SpoolPosition, SpoolWriter, TrackerPositions
 
 LIMITS = TrackerLimits(
     key_chars=r"[\w.]",
@@ -159,6 +154,45 @@ def test_backoff_doubles_up_to_its_most_and_resets_on_success() -> None:
     assert backoff.failed() == 0.25
 
 
+def test_a_retry_policy_waits_the_interval_while_all_goes_well() -> None:
+    policy = RetryPolicy(Backoff(most=8.0))
+    policy.succeeded()
+    assert policy.wait(interval=0.1, time_left=None) == 0.1
+
+
+def test_a_retry_policy_waits_longer_after_each_failure_and_the_interval_after_a_success() -> None:
+    policy = RetryPolicy(Backoff(most=8.0))
+    assert policy.tracker_failed(at_exit=False)
+    assert policy.wait(interval=0.1, time_left=None) == FIRST_WAIT
+    assert policy.tracker_failed(at_exit=False)
+    assert policy.wait(interval=0.1, time_left=None) == 2 * FIRST_WAIT
+    policy.succeeded()
+    assert policy.wait(interval=0.1, time_left=None) == 0.1
+
+
+def test_a_retry_policy_gives_up_at_exit_after_two_failed_tries() -> None:
+    policy = RetryPolicy(Backoff(most=8.0))
+    assert TRIES_AT_EXIT == 2
+    assert policy.tracker_failed(at_exit=True)
+    assert not policy.tracker_failed(at_exit=True)
+
+
+def test_a_retry_policy_retries_a_failing_store_while_the_run_goes_on_not_at_its_end() -> None:
+    policy = RetryPolicy(Backoff(most=8.0))
+    assert policy.store_failed(finishing=False)
+    assert not policy.store_failed(finishing=True)
+
+
+def test_a_finishing_retry_waits_no_longer_than_the_time_left_and_not_after_a_success() -> None:
+    policy = RetryPolicy(Backoff(most=8.0))
+    for _ in range(5):
+        policy.tracker_failed(at_exit=False)
+    assert policy.wait(interval=0.1, time_left=1.5) == 1.5
+    assert policy.wait(interval=0.1, time_left=-1.0) == 0.0
+    policy.succeeded()
+    assert policy.wait(interval=0.1, time_left=1.5) == 0.0
+
+
 def _progress(tmp_path: Path, clock: list[float]) -> tuple[SendProgress, RunStore]:
     store = RunStore(tmp_path / ".run_log_store")
     return SendProgress(store.positions("run", "t"), clock=lambda: clock[0]), store
@@ -196,51 +230,93 @@ def test_progress_is_due_for_saving_at_most_every_interval() -> None:
     assert progress.save_due()
 
 
-def _worker(store: RunStore, **delivery: float) -> TrackerWorker:
-    loaded = load_config(recording_config(**delivery))
-    (tracker,) = build_trackers(loaded).loaded
-    run = RunInfo(run_id="run", tag="", started_at=0.0)
-    return TrackerWorker(tracker, run, store, loaded.config.delivery, own_spool=None)
+def _cursor(store: RunStore, path: Path, progress: SendProgress | None = None) -> SpoolCursor:
+    positions = store.positions("run", "t")
+    progress = progress if progress is not None else SendProgress(positions)
+    return SpoolCursor(path, positions, progress, Fitter(LIMITS, _no_renames, store.root))
 
 
-def _spool_of_run(store: RunStore, **values: object) -> None:
-    writer = SpoolWriter(store.new_spool_path("run"))
-    writer.append(1.0, 0, dict(values))
-    writer.close()
-
-
-def test_a_pass_while_the_run_goes_on_delivers_and_asks_for_more(tmp_path: Path) -> None:
+def test_a_cursor_claims_its_file_and_a_second_cursor_on_it_is_not_claimed(tmp_path: Path) -> None:
     store = RunStore(tmp_path / ".run_log_store")
-    _spool_of_run(store, loss=0.5)
-    with recording() as tracker:
-        worker = _worker(store)
-        assert worker.deliver_once(finishing=False) is Outcome.MORE_TO_DO
-    assert tracker.metrics("loss") == {0: 0.5}
-    assert tracker.statuses() == []
+    path = _spool(tmp_path, {"a": 1.0})
+    with _cursor(store, path) as first:
+        with _cursor(store, path) as second:
+            assert first.claimed
+            assert not second.claimed
+    with _cursor(store, path) as after:
+        assert after.claimed
 
 
-def test_a_finishing_pass_without_a_thread_delivers_and_closes_the_run(tmp_path: Path) -> None:
+def test_a_cursor_resumes_at_the_saved_position(tmp_path: Path) -> None:
     store = RunStore(tmp_path / ".run_log_store")
-    _spool_of_run(store, loss=0.5, lr="cosine")
-    with recording() as tracker:
-        worker = _worker(store)
-        worker.finish("FINISHED", timeout=30.0)
-        assert worker.deliver_once(finishing=True) is Outcome.DONE
-    assert tracker.metrics("loss") == {0: 0.5}
-    assert tracker.statuses() == ["FINISHED"]
-    assert worker.report.delivered == 2
-    assert worker.closed_in_tracker()
+    path = _spool(tmp_path, {"a": 1.0}, {"b": 2.0})
+    with _cursor(store, path) as cursor:
+        batch = _handle(cursor, 1)
+        cursor.save()
+    with _cursor(store, path) as again:
+        assert again.position == SpoolPosition(batch.line_offsets[0])
+        resumed = again.next_batch()
+    assert resumed is not None
+    assert [record.key for record in resumed.records] == ["b"]
 
 
-def test_a_finishing_pass_out_of_time_leaves_the_run_open(tmp_path: Path) -> None:
+def test_a_cursor_saves_what_was_handled(tmp_path: Path) -> None:
     store = RunStore(tmp_path / ".run_log_store")
-    _spool_of_run(store, loss=0.5)
-    with recording() as tracker:
-        worker = _worker(store, patience=0.0)
-        worker.finish("FINISHED", timeout=0.0)
-        assert worker.deliver_once(finishing=True) is Outcome.OUT_OF_TIME
-    assert tracker.statuses() == []
-    assert not worker.closed_in_tracker()
+    path = _spool(tmp_path, {"a": 1.0}, {"b": 2.0})
+    with _cursor(store, path) as cursor:
+        batch = _handle(cursor, 2)
+        assert store.positions("run", "t").position(path) == SpoolPosition()
+        cursor.save()
+    assert store.positions("run", "t").position(path) == SpoolPosition(batch.line_offsets[-1])
+
+
+def test_a_cursor_resumes_further_than_the_disk_says_after_a_save_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RunStore(tmp_path / ".run_log_store")
+    path = _spool(tmp_path, {"a": 1.0}, {"b": 2.0})
+    progress = SendProgress(store.positions("run", "t"))
+    monkeypatch.setattr(TrackerPositions, "save", _full_disk)
+    with _cursor(store, path, progress) as cursor:
+        batch = _handle(cursor, 1)
+        with pytest.raises(RunStoreError):
+            cursor.save()
+    assert store.positions("run", "t").position(path) == SpoolPosition()
+    with _cursor(store, path, progress) as again:
+        assert again.position == SpoolPosition(batch.line_offsets[0])
+
+
+def test_a_cursor_resumes_inside_a_line_after_the_values_done(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / ".run_log_store")
+    path = _spool(tmp_path, {"a": 1.0, "b": 2.0, "c": 3.0})
+    with _cursor(store, path) as cursor:
+        _handle(cursor, 1)
+        cursor.save()
+    with _cursor(store, path) as again:
+        assert again.position == SpoolPosition(0, values_done=1)
+        resumed = again.next_batch()
+    assert resumed is not None
+    assert [record.key for record in resumed.records] == ["b", "c"]
+
+
+def test_a_cursor_gives_no_batch_once_its_file_is_handled_to_the_end(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / ".run_log_store")
+    path = _spool(tmp_path, {"a": 1.0})
+    with _cursor(store, path) as cursor:
+        _handle(cursor, None)
+        assert cursor.next_batch() is None
+
+
+def _handle(cursor: SpoolCursor, count: int | None) -> FittedLines:
+    """The cursor's next batch, its first ``count`` records handled (all of them: ``None``)."""
+    batch = cursor.next_batch()
+    assert batch is not None
+    cursor.handled(batch, len(batch.records) if count is None else count)
+    return batch
+
+
+def _full_disk(positions: TrackerPositions, spool: Path, position: SpoolPosition) -> None:
+    raise RunStoreError(positions.folder, "record delivery positions in", OSError(28, "full"))
 
 
 def test_a_report_keeps_at_most_the_first_reasons_and_keys_refused() -> None:

@@ -1,38 +1,40 @@
-"""Delivery: one thread per tracker moves a run's spooled values into that tracker.
+"""Delivery of one run to one tracker, a pass at a time: ``TrackerDelivery.deliver_once``.
 
 The caller's thread only appends to the spool (see ``store.SpoolWriter``); everything that can be
-slow or fail happens here, per tracker, so that a slow or dead tracker never holds back the caller
-or another tracker. Each pass of a worker:
+slow or fail happens in a delivery pass, per tracker, so that a slow or dead tracker never holds
+back the caller or another tracker. One pass:
 
 1. opens the run in its tracker (once per process, serialised across processes by a file lock);
-2. flushes this process's spool and reads the lines its tracker has not received yet;
-3. turns them into records that fit the tracker's declared ``TrackerLimits`` (param keys, renamed
-   keys, truncated params, batch sizes) and hands them over with ``trackhook_log_batch`` (or the
+2. flushes this process's spool and, for each spool file of the run, takes a ``cursor.SpoolCursor``
+   (the file's claim, and where the tracker's last send stopped);
+3. turns the lines into records that fit the tracker's declared ``TrackerLimits`` (``fitting``)
+   and hands them over batch by batch (``batching``) with ``trackhook_log_batch`` (or the
    per-value hooks);
 4. records how far the tracker has received each spool file, down to the value inside a line
-   (``store.SpoolPosition``): after each accepted batch, and whenever a send stops (an outage, the
-   close running out of time), so that a retry or a later ``trackhook sync`` never sends a value
-   twice. Only a process killed between a tracker accepting values and that record being written
-   can send them again (for per-value trackers, whose positions are written at most twice a
-   second while all goes well, what was accepted within that half second).
+   (``progress``): after each accepted batch, and whenever a send stops (an outage, the close
+   running out of time), so that a retry or a later ``trackhook sync`` never sends a value twice.
+   Only a process killed between a tracker accepting values and that record being written can
+   send them again (for per-value trackers, whose positions are written at most twice a second
+   while all goes well, what was accepted within that half second);
+5. finishing (a deadline given), closes the run in the tracker once everything is delivered.
+
+A pass never raises: it returns a ``PassOutcome`` saying how it ended, the tracker's failure or
+the store's included, and the caller decides what comes next. ``worker.TrackerWorker`` is the
+thread that repeats passes with the retry policy (``backoff``); ``trackhook sync`` builds the same
+thread, without a spool of its own.
 
 A hook that raises ``ValuesRejected`` refuses values for their content: the batch is offered again
 in halves until the refused values are found, and those are set aside for good (``rejected`` in
 the run log, with the reason). Any other exception, ``SystemExit`` and ``KeyboardInterrupt``
-included, is an outage of that tracker: retried with exponential backoff while the run goes on,
-the values waiting in the spool, not in memory. When the run finishes, the worker delivers what is
-left within a bounded time (longer while the tracker is still opening the run or still accepting
-values: ``DeliverySettings.patience``), then closes the run in its tracker, or reports what it could
-not deliver and why.
+included, is an outage of that tracker (``Ending.TRACKER_FAILED``): its values wait in the spool,
+not in memory. A failure of trackhook's own store (``store.RunStoreError``: a full or read-only
+folder, no permission) is never taken for the tracker's (``Ending.STORE_FAILED``): it is said once
+for the run, naming the folder and the cause.
 
-A failure of trackhook's own store (``store.RunStoreError``: a full or read-only folder, no
-permission) is never taken for the tracker's: it is said once for the run, naming the folder and
-the cause, retried while the run goes on, and at close reported at once rather than waited out.
-
-The parts, each testable without a thread: ``fitting`` (spool entries to records that fit the
-tracker's limits), ``batching`` (how many records one hook call takes), ``progress`` (how far the
-tracker has received a spool file, written down), ``backoff`` (the retry policy) and ``report``
-(the counts). ``TrackerWorker.deliver_once`` is one pass; the thread only repeats it.
+While finishing, a tracker still opening the run (a cold start) or still accepting values gets
+more time than the deadline, up to ``DeliverySettings.patience`` (``give_up_at``); one failing or
+stuck gets no more. What is left stays in the spool for ``trackhook sync``, and the report
+(``finish_report``) says how much and why.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trackhook.backoff import Backoff
 from trackhook.batching import batch_end
-from trackhook.errors import TrackhookWarning, ValuesRejected, warn_in_background
+from trackhook.cursor import SpoolCursor
+from trackhook.errors import ValuesRejected, warn_in_background
 from trackhook.fitting import FittedLines, Fitter
 from trackhook.limits import TighterLimitsRequired
 from trackhook.progress import SendProgress
@@ -71,42 +74,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeliveryReport",
-    "TrackerWorker",
-    "TrackhookWarning",
+    "Ending",
+    "Finish",
+    "PassOutcome",
+    "TrackerDelivery",
     "count_values",
-    "wait_for_workers",
 ]
-
 
 _MAX_REASON_LENGTH = 200
 
-
-_TRIES_AT_EXIT = 2
-"""Failed passes after which a worker gives up at interpreter exit (see ``finish``)."""
-_GRACE_AFTER_TIMEOUT = 5.0
-"""Seconds a worker gets beyond its time to return from the hook it is in."""
 _PROGRESS_WINDOW = 5.0
 """A tracker that opened the run or accepted values this recently is making progress: at close it
 gets more time (up to ``DeliverySettings.patience``)."""
-_JOIN_SLICE = 0.1
-
-
-def wait_for_workers(workers: Iterable[TrackerWorker], timeout: float) -> None:
-    """Wait for finishing workers together; report those still stuck in a hook.
-
-    Each gets ``timeout`` seconds and a grace to return from its hook, and more while it is still
-    opening the run or accepting values (see ``TrackerWorker.give_up_at``).
-    """
-    deadline = time.monotonic() + timeout + _GRACE_AFTER_TIMEOUT
-    for worker in workers:
-        while worker.is_alive():
-            worker.join(_JOIN_SLICE)
-            now = time.monotonic()
-            if worker.is_alive() and now >= max(
-                deadline, worker.give_up_at() + _GRACE_AFTER_TIMEOUT
-            ):
-                worker.give_up()
-                break
 
 
 def count_values(entries: Iterable[SpoolEntry]) -> int:
@@ -119,22 +98,56 @@ def count_values(entries: Iterable[SpoolEntry]) -> int:
     )
 
 
-class Outcome(Enum):
-    """How one delivery pass ended (see ``TrackerWorker.deliver_once``)."""
+class Ending(Enum):
+    """How one delivery pass ended."""
 
     MORE_TO_DO = "more to do"
     """The run goes on: later passes deliver what is tracked next."""
     DONE = "done"
-    """Finishing: everything was delivered and the run closed in the tracker (if asked)."""
+    """Finishing: everything was delivered and the run closed in the tracker (if asked and no
+    spool file was busy)."""
     OUT_OF_TIME = "out of time"
     """Finishing: time ran out; what is left stays in the spool for ``trackhook sync``."""
+    TRACKER_FAILED = "the tracker failed"
+    """A hook raised (anything but ``ValuesRejected``): what it took is recorded, the rest waits."""
+    STORE_FAILED = "the store failed"
+    """Trackhook's own store refused a read or a write (``RunStoreError``)."""
 
 
-class TrackerWorker(threading.Thread):
-    """Delivers one run to one tracker, in the background.
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one ``TrackerDelivery.deliver_once`` did."""
+
+    ending: Ending
+    busy: tuple[Path, ...] = ()
+    """Spool files another process (or cursor) had claimed: not delivered by this pass."""
+    error: BaseException | None = None
+    """The tracker's or the store's error, when the pass ended with one."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The run is finishing: what is left is delivered by ``deadline``, then the run is closed
+    in the tracker with ``status``."""
+
+    status: Status | None
+    """``None``: deliver only, never close (a sync while the run's owner still runs)."""
+    started: float
+    """When the finish was asked for (``time.monotonic``)."""
+    deadline: float
+    """``time.monotonic`` instant; progress may earn more, up to the patience (``give_up_at``)."""
+    at_exit: bool = False
+    """The interpreter is exiting: see ``worker.TrackerWorker.finish``."""
+
+
+class TrackerDelivery:
+    """One run's delivery to one tracker, in this process: passes, and the report at the end.
 
     ``own_spool`` is this process's spool when it owns the run: flushed before each pass, and the
     run opened in the tracker at once. ``trackhook sync`` passes ``None``: it only delivers.
+
+    Not a thread: each method runs in the thread that calls it. ``give_up`` and ``finish_report``
+    may be called from the closing thread while a pass is stuck in a hook in another.
     """
 
     def __init__(
@@ -145,10 +158,8 @@ class TrackerWorker(threading.Thread):
         settings: DeliverySettings,
         *,
         own_spool: SpoolWriter | None,
-        on_fatal: Callable[[str, BaseException], None] | None = None,
         on_opened: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(name=f"trackhook-{tracker.name}", daemon=True)
         self.tracker = tracker
         self.run_info = run
         self.store = store
@@ -156,82 +167,263 @@ class TrackerWorker(threading.Thread):
         self.report = DeliveryReport()
         self.facts: dict[str, str] = {}
         self.opened = threading.Event()
-        self.fatal: BaseException | None = None
-        self.busy_spools: list[Path] = []
         self._own = own_spool
-        self._on_fatal = on_fatal
         self._on_opened = on_opened
         self._positions = store.positions(run.run_id, tracker.name)
         self._fitter = Fitter(tracker.limits, self._tell_renamed, store.root)
+        self._progress = SendProgress(self._positions)
         self._warned = False
         self._warned_of_rejection = False
-        self._progress = SendProgress(self._positions)
         self._opening_since: float | None = None
         self._open_failed = False
         """An attempt to open failed: a later one is an outage's retry, not a cold start."""
         self._last_progress = float("-inf")
-        self._wake = threading.Event()
-        self._finish = threading.Event()
-        self._finish_status: Status | None = None
-        self._at_exit = False
-        self._finish_started = float("inf")
-        self._deadline = float("inf")
-        self._patience_deadline = float("inf")
-        self._ran_out_of_time = False
         self._report_lock = threading.Lock()
         self._reported = False
 
-    # -- control, from other threads -------------------------------------------------------------
+    # -- one pass ----------------------------------------------------------------------------------
+
+    def deliver_once(
+        self,
+        deadline: float | None,
+        *,
+        status: Status | None = None,
+        interrupt: threading.Event | None = None,
+    ) -> PassOutcome:
+        """Deliver every spool file of the run that no other process is delivering right now.
+
+        Other processes of the run (a multiprocessing pool, a shell task running Python) only
+        spool; the run's owner delivers their files too, each under its claim.
+
+        ``deadline`` (``time.monotonic``) is given once the run finishes: the pass stops when it
+        passes (or ``give_up_at`` it, if the tracker is making progress) and, when everything is
+        delivered, closes the run in the tracker with ``status`` (``None``: not at all). Without a
+        deadline, the run goes on: ``interrupt``, set from another thread when the run begins to
+        finish, ends the pass at its next batch, so that the next pass runs with the deadline.
+        """
+        stop = self._stop_rule(deadline, interrupt)
+        try:
+            ending, busy = self._pass(deadline is not None, status, stop)
+        except RunStoreError as trouble:
+            self._store_failed(trouble)
+            return PassOutcome(Ending.STORE_FAILED, error=trouble)
+        # BaseException: a plugin's SystemExit or KeyboardInterrupt is that tracker's failure. A
+        # real Ctrl-C reaches the main thread, never a delivery thread.
+        except BaseException as error:
+            self.report.last_error = redact_text(f"{type(error).__name__}: {error}")
+            return PassOutcome(Ending.TRACKER_FAILED, error=error)
+        return PassOutcome(ending, busy)
+
+    def give_up_at(self, deadline: float) -> float:
+        """When (``time.monotonic``) a finishing delivery stops, unless it makes progress first.
+
+        The deadline; while the tracker is opening the run for the first time (a cold start, not
+        a retry after a failed open: a server that is down) or accepted values within
+        ``_PROGRESS_WINDOW`` seconds, later, up to ``DeliverySettings.patience`` beyond it.
+        """
+        patience_until = deadline + self.settings.patience
+        if self._opening_since is not None and not self._open_failed:
+            return patience_until
+        return min(max(deadline, self._last_progress + _PROGRESS_WINDOW), patience_until)
+
+    def time_is_up(self, deadline: float) -> bool:
+        """Whether a finishing delivery with ``deadline`` stops now (see ``give_up_at``)."""
+        return time.monotonic() >= self.give_up_at(deadline)
+
+    def _stop_rule(
+        self, deadline: float | None, interrupt: threading.Event | None
+    ) -> Callable[[], bool]:
+        """When a pass stops before the end of the spool: checked before each batch."""
+        if deadline is not None:
+            return lambda: self.time_is_up(deadline)
+        if interrupt is not None:
+            return interrupt.is_set
+        return lambda: False
+
+    def _pass(
+        self, finishing: bool, status: Status | None, stop: Callable[[], bool]
+    ) -> tuple[Ending, tuple[Path, ...]]:
+        if self._own is not None:
+            # before opening, which may fail: what is tracked is then on disk; finishing, try
+            # the disk now even if it refused a moment ago, so that what it takes is delivered
+            self._own.flush(retry=finishing)
+            # the run's owner opens the run at once, while training goes on: a cold start
+            # (importing the tracker's library) is then over by the close, and client_context
+            # works; a sync opens it only to send or close
+            if not self.opened.is_set():
+                self._ensure_open()
+                self._own.flush()
+        complete, busy = self._drain_all(stop)
+        if not finishing:
+            return Ending.MORE_TO_DO, busy
+        if not complete or stop():
+            return Ending.OUT_OF_TIME, busy  # what is left stays for `trackhook sync`
+        if status is not None and not busy and self._positions.closed_status() is None:
+            self._ensure_open()
+            self.tracker.hooks.close_run(self.run_info, status)
+            self.report.recover()
+            self._positions.mark_closed(status)
+        return Ending.DONE, busy
+
+    def _drain_all(self, stop: Callable[[], bool]) -> tuple[bool, tuple[Path, ...]]:
+        """Deliver each spool file this process can claim; (whether all were delivered to their
+        end, the files another holder had claimed)."""
+        receives = self.tracker.hooks.receives_values
+        paths = self.store.spool_files(self.run_info.run_id) if receives else []
+        busy: list[Path] = []
+        for path in paths:
+            with SpoolCursor(path, self._positions, self._progress, self._fitter) as cursor:
+                if not cursor.claimed:
+                    busy.append(path)
+                    continue
+                if not self._drain(cursor, stop):
+                    return False, tuple(busy)  # stopped: what is left stays in the spool
+        return True, tuple(busy)
+
+    def _drain(self, cursor: SpoolCursor, stop: Callable[[], bool]) -> bool:
+        """Deliver the cursor's file to its end; False when ``stop`` said so first."""
+        while not stop():
+            batch = cursor.next_batch()
+            if batch is None:
+                return True
+            self._send(cursor, batch, stop)
+            if batch.sent < len(batch.records):
+                return False
+        return False
+
+    def _ensure_open(self) -> None:
+        if self.opened.is_set():
+            return
+        self._opening_since = time.monotonic()
+        try:
+            with self._positions.opening():
+                self.facts = self.tracker.hooks.open_run(self.run_info)
+        except BaseException:
+            self._open_failed = True
+            raise
+        finally:
+            self._opening_since = None
+        self._last_progress = time.monotonic()
+        self.report.recover()
+        self.opened.set()
+        if self._on_opened is not None:
+            self._on_opened()
+
+    # -- handing records over -------------------------------------------------------------------
+
+    def _send(self, cursor: SpoolCursor, batch: FittedLines, stop: Callable[[], bool]) -> None:
+        """Offer ``batch``'s records hook call by hook call until all are handled or ``stop``.
+
+        However the send stops, what the tracker accepted is recorded on disk before this returns
+        or raises.
+        """
+        hooks = self.tracker.hooks
+        try:
+            while batch.sent < len(batch.records) and not stop():
+                end = batch_end(
+                    batch.records, batch.sent, self._fitter.limits, batches=hooks.batches
+                )
+                try:
+                    self._offer(cursor, batch, end)
+                except TighterLimitsRequired as demand:
+                    self._fitter.tighten(batch, demand)
+                    self.report.retried += 1
+                    continue
+                # a file is costly to send twice: its position is written as soon as it is sent
+                sent_a_file = isinstance(batch.records[end - 1], FileRecord)
+                if hooks.batches or sent_a_file or cursor.save_due():
+                    cursor.save()
+        finally:
+            cursor.save()
+
+    def _offer(self, cursor: SpoolCursor, batch: FittedLines, end: int) -> None:
+        """Hand the records from ``batch.sent`` to ``end`` to the tracker.
+
+        Where it refuses them for their content (``ValuesRejected``), the two halves are offered
+        in turn, down to single values, which are set aside: the values next to a refused one
+        still arrive, and an outage (any other exception) stops the send as usual.
+        """
+        records = batch.records[batch.sent : end]
+        self._ensure_open()
+        try:
+            self.tracker.hooks.log_records(self.run_info, records)
+        except ValuesRejected as refusal:
+            if len(records) == 1:
+                self._set_aside(cursor, batch, refusal)
+                return
+            middle = batch.sent + len(records) // 2
+            self._offer(cursor, batch, middle)
+            self._offer(cursor, batch, end)
+            return
+        renamed, truncated = batch.count_flags(end)
+        self.report.renamed += renamed
+        self.report.truncated += truncated
+        received = sum(map(self.tracker.hooks.receives, records))
+        self.report.delivered += received
+        self.report.skipped += len(records) - received
+        self._handled(cursor, batch, end)
+
+    def _set_aside(self, cursor: SpoolCursor, batch: FittedLines, refusal: ValuesRejected) -> None:
+        """The tracker will never take this value: count it, say so once, and move past it."""
+        record = batch.records[batch.sent]
+        reason = redact_text(str(refusal.reason))[:_MAX_REASON_LENGTH]
+        self.report.reject(record.key, reason)
+        if not self._warned_of_rejection:
+            self._warned_of_rejection = True
+            warn_in_background(
+                f"tracker {self.tracker.name!r} refused {record.key!r} at step {record.step} "
+                f"({reason}); values it refuses are set aside, never offered again, and counted "
+                f"as rejected in the run log of run {self.run_info.run_id!r} "
+                f"(see: trackhook show {self.run_info.run_id})"
+            )
+        self._handled(cursor, batch, batch.sent + 1)
+
+    def _handled(self, cursor: SpoolCursor, batch: FittedLines, end: int) -> None:
+        """The records up to ``end`` need never be offered again: remember, to save soon."""
+        cursor.handled(batch, end)
+        self._last_progress = time.monotonic()
+        self.report.recover()
+
+    def _tell_renamed(self, key: str, stored: str, why: str | None) -> None:
+        warn_in_background(
+            f"tracker {self.tracker.name!r} cannot store the key {key!r} "
+            f"({why}); it is stored as {stored!r} (the run log keeps the original)"
+        )
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def _store_failed(self, trouble: RunStoreError) -> None:
+        """Trackhook's own store failed, not the tracker: said once for all trackers of the run
+        (naming the folder and the cause), recorded as the reason values are not delivered."""
+        self.report.last_error = f"the run log store failed: {trouble.cause} in {trouble.folder}"
+        self.store.tell_once(trouble)
+
+    def retrying(self) -> None:
+        """The tracker failed and its values wait to be retried: counted as ``retried``, and said
+        once (a tracker configured with ``on_error: raise`` is not retried: never called)."""
+        self.report.retried += 1
+        if not self._warned:
+            self._warned = True
+            warn_in_background(
+                f"tracker {self.tracker.name!r} failed ({self.report.last_error}); "
+                "the run goes on, its values are kept and retried in the background"
+            )
+
+    # -- the run's state in the tracker, from other threads ----------------------------------------
 
     def reopen_run(self) -> None:
         """The run opens (again) in this process: its tracker must close it again at the end.
 
-        Called by the run's owner before the thread starts; never by ``trackhook sync``.
+        Called by the run's owner before delivery starts; never by ``trackhook sync``.
         """
         try:
             self._positions.reopen()
         except RunStoreError as trouble:
             self._store_failed(trouble)
 
-    def finish(self, status: Status | None, timeout: float, *, at_exit: bool = False) -> None:
-        """Deliver what is left within ``timeout`` seconds, then close with ``status`` (if any).
-
-        A tracker still opening the run (a cold start: importing its library, creating its
-        database) or still accepting values gets up to ``DeliverySettings.patience`` seconds more,
-        so that a slow start does not leave the run unclosed; one failing or stuck gets no more.
-
-        ``at_exit``: the interpreter is exiting, when a tracker library may no longer start
-        threads or register exit handlers. A failure is then retried once, not until
-        ``timeout``: what is left stays in the spool for ``trackhook sync``, and the user's
-        process is not held up by a tracker that cannot work any more.
-        """
-        self._finish_status = status
-        self._at_exit = at_exit
-        self._finish_started = time.monotonic()
-        self._deadline = self._finish_started + timeout
-        self._patience_deadline = self._deadline + self.settings.patience
-        self._finish.set()
-        self._wake.set()
-
-    def give_up_at(self) -> float:
-        """When (``time.monotonic``) the worker stops, unless it makes progress before then.
-
-        Before ``finish``, never. After it, the deadline; while the tracker is opening the run
-        for the first time (a cold start, not a retry after a failed open: a server that is
-        down) or accepted values within ``_PROGRESS_WINDOW`` seconds, later, up to the patience.
-        """
-        if self._opening_since is not None and not self._open_failed:
-            return self._patience_deadline
-        later = max(self._deadline, self._last_progress + _PROGRESS_WINDOW)
-        return min(later, self._patience_deadline)
-
-    # -- the thread --------------------------------------------------------------------------------
-
-    def run(self) -> None:
-        self._loop()
-        if self._own is not None:
-            self._own.flush()
-        self._final_report()
+    def closed_in_tracker(self) -> bool:
+        """Whether the run has been closed in this tracker (by this process or another)."""
+        return self._positions.closed_status() is not None
 
     def run_log_entry(self) -> dict[str, Any]:
         """This tracker in the run log: settings, the tracker's facts, and this process's counts.
@@ -247,12 +439,10 @@ class TrackerWorker(threading.Thread):
             "delivery": self.report.as_dict(),
         }
 
-    def closed_in_tracker(self) -> bool:
-        """Whether the run has been closed in this tracker (by this process or another)."""
-        return self._positions.closed_status() is not None
+    # -- the report at the end -------------------------------------------------------------------
 
-    def give_up(self) -> None:
-        """Report now, from the closing thread, while this thread is still stuck in a hook.
+    def give_up(self, finish: Finish | None, *, quiet: bool = False) -> None:
+        """Report now, from the closing thread, while a pass is still stuck in a hook.
 
         A hook that never returns (a server that accepts the connection and never answers, a
         client library blocked at interpreter exit) must not make the run log claim that
@@ -260,40 +450,50 @@ class TrackerWorker(threading.Thread):
         as undelivered, and stays in the spool for ``trackhook sync``. What it acknowledged is
         recorded first, so that the sync does not send it again.
         """
-        self._ran_out_of_time = True
         # What could not be saved counts below as undelivered: this is the user's closing thread.
         with suppress(OSError, UnsafeStorePath):
             self._progress.save()
-        self._final_report()
+        self.finish_report(finish, out_of_time=True, quiet=quiet)
 
-    def _final_report(self) -> None:
-        # Under the lock from start to end: whichever of this thread and the closing thread comes
-        # second returns only once the counts are in the report that the run log records.
+    def finish_report(self, finish: Finish | None, *, out_of_time: bool, quiet: bool) -> None:
+        """Count what the tracker has not received, say why if time ran out, and warn.
+
+        Made once: whichever of the delivery thread and the closing thread (``give_up``) comes
+        second returns only once the counts are in the report that the run log records. No
+        warning when ``quiet`` (``on_error: raise`` stopped the run) or when the run is not
+        closing (a sync while the owner runs: the owner delivers the rest, and says so).
+        """
+        status = finish.status if finish is not None else None
         with self._report_lock:
             if self._reported:
                 return
             spooled = self._undelivered_in_spool()
             held, lost = self._never_spooled()
             self.report.undelivered = spooled + held + lost
-            left_open = self._finish_status is not None and not self.closed_in_tracker()
-            if self._ran_out_of_time and (self.report.undelivered or left_open):
-                self.report.last_error = self._why_out_of_time()
+            left_open = status is not None and not self.closed_in_tracker()
+            if finish is not None and out_of_time and (self.report.undelivered or left_open):
+                self.report.last_error = self._why_out_of_time(finish)
             self._reported = True
-        if self.fatal is not None or self._finish_status is None:
-            return  # a sync while the owner runs: the owner delivers the rest, and says so
+        if quiet or status is None:
+            return
         run_id = self.run_info.run_id
         last_error = f" (last error: {self.report.last_error})" if self.report.last_error else ""
         if self.report.undelivered:
-            self._warn(
+            warn_in_background(
                 f"tracker {self.tracker.name!r} could not deliver {self.report.undelivered} "
                 f"values of run {run_id!r}{last_error}: "
                 + "; ".join(self._where_undelivered(spooled, held, lost))
             )
         elif left_open:
-            self._warn(
+            warn_in_background(
                 f"tracker {self.tracker.name!r} has not closed run {run_id!r}{last_error}; "
                 f"close it with: trackhook sync {run_id}"
             )
+
+    def flush_own_spool(self) -> None:
+        """Hand this process's spool to the disk, so that the report counts what it holds."""
+        if self._own is not None:
+            self._own.flush()
 
     def _where_undelivered(self, spooled: int, held: int, lost: int) -> list[str]:
         """Where the undelivered values are, each with what becomes of them."""
@@ -317,247 +517,20 @@ class TrackerWorker(threading.Thread):
             )
         return parts
 
-    def _why_out_of_time(self) -> str:
-        """Why the worker stopped before delivering everything: said in ``last_error``."""
+    def _why_out_of_time(self, finish: Finish) -> str:
+        """Why delivery stopped before delivering everything: said in ``last_error``."""
         now = time.monotonic()
         if self._opening_since is not None:
             return f"still opening the run after {now - self._opening_since:.0f} s"
-        idle = now - max(self._last_progress, self._finish_started)
+        idle = now - max(self._last_progress, finish.started)
         if self.report.last_error is not None:  # failing still: a success would have cleared it
             return f"gave up after {idle:.0f} s without progress: {self.report.last_error}"
         if now - self._last_progress < _PROGRESS_WINDOW:
-            waited = self._patience_deadline - self._finish_started
+            waited = finish.deadline + self.settings.patience - finish.started
             return (
                 f"still delivering when the wait of {waited:.0f} s (timeout and patience) ran out"
             )
         return f"no progress for {idle:.0f} s: a hook of the tracker did not return"
-
-    def _loop(self) -> None:
-        backoff = Backoff(self.settings.max_backoff)
-        failures_at_exit = 0
-        while True:
-            finishing = self._finish.is_set()
-            outcome = Outcome.MORE_TO_DO
-            try:
-                outcome = self.deliver_once(finishing)
-                backoff.succeeded()
-            except RunStoreError as trouble:
-                self._store_failed(trouble)
-                if finishing:
-                    return  # waiting would not make the store writable: report now
-                backoff.failed()
-            # BaseException: a plugin's SystemExit or KeyboardInterrupt would end this thread
-            # silently. A real Ctrl-C reaches the main thread, never this one.
-            except BaseException as error:
-                self._failed(error)
-                if self.fatal is not None:
-                    return
-                if finishing and self._at_exit:
-                    failures_at_exit += 1
-                    if failures_at_exit == _TRIES_AT_EXIT:
-                        return
-                backoff.failed()
-            if outcome is not Outcome.MORE_TO_DO:
-                return
-            if finishing and self._out_of_time():
-                self._ran_out_of_time = True
-                return
-            wait = backoff.current or self.settings.interval
-            if finishing:
-                wait = min(backoff.current, max(self.give_up_at() - time.monotonic(), 0.0))
-            if wait > 0:
-                self._wake.wait(wait)
-                self._wake.clear()
-
-    def _store_failed(self, trouble: RunStoreError) -> None:
-        """Trackhook's own store failed, not the tracker: said once for all trackers of the run
-        (naming the folder and the cause), recorded as the reason values are not delivered."""
-        self.report.last_error = f"the run log store failed: {trouble.cause} in {trouble.folder}"
-        self.store.tell_once(trouble)
-
-    def _failed(self, error: BaseException) -> None:
-        """A tracker's failure of any kind: recorded and retried, or fatal with ``on_error:
-        raise``."""
-        self.report.last_error = redact_text(f"{type(error).__name__}: {error}")
-        if self.tracker.settings.on_error == "raise":
-            self.fatal = error
-            if self._on_fatal is not None:
-                self._on_fatal(self.tracker.name, error)
-            return
-        self.report.retried += 1
-        if not self._warned:
-            self._warned = True
-            self._warn(
-                f"tracker {self.tracker.name!r} failed ({self.report.last_error}); "
-                "the run goes on, its values are kept and retried in the background"
-            )
-
-    def _ensure_open(self) -> None:
-        if not self.opened.is_set():
-            self._opening_since = time.monotonic()
-            try:
-                with self._positions.opening():
-                    self.facts = self.tracker.hooks.open_run(self.run_info)
-            except BaseException:
-                self._open_failed = True
-                raise
-            finally:
-                self._opening_since = None
-            self._last_progress = time.monotonic()
-            self.report.recover()
-            self.opened.set()
-            if self._on_opened is not None:
-                self._on_opened()
-
-    def deliver_once(self, finishing: bool) -> Outcome:
-        """Deliver every spool file of the run that no other process is delivering right now.
-
-        Other processes of the run (a multiprocessing pool, a shell task running Python) only
-        spool; the run's owner delivers their files too. A file is claimed with a lock for the
-        time of its delivery, so ``trackhook sync`` or another owner never sends it twice.
-
-        Finishing (after ``finish``), the pass also closes the run in the tracker when all is
-        delivered. Failures raise (the caller retries); the returned ``Outcome`` says whether
-        another pass is needed.
-        """
-        if self._own is not None:
-            # before opening, which may fail: what is tracked is then on disk; finishing, try
-            # the disk now even if it refused a moment ago, so that what it takes is delivered
-            self._own.flush(retry=finishing)
-            # the run's owner opens the run at once, while training goes on: a cold start
-            # (importing the tracker's library) is then over by the close, and client_context
-            # works; a sync opens it only to send or close
-            if not self.opened.is_set():
-                self._ensure_open()
-                self._own.flush()
-        receives = self.tracker.hooks.receives_values
-        paths = self.store.spool_files(self.run_info.run_id) if receives else []
-        self.busy_spools = []
-        complete = True
-        for path in paths:
-            with self._positions.claim(path) as claimed:
-                if not claimed:
-                    self.busy_spools.append(path)
-                    continue
-                complete = self._drain(path)
-            if not complete:
-                break  # out of time: what is left stays in the spool
-        if not finishing:
-            return Outcome.MORE_TO_DO
-        if not complete or self._out_of_time():
-            self._ran_out_of_time = True
-            return Outcome.OUT_OF_TIME  # what is left stays for `trackhook sync`, which closes
-        status = self._finish_status
-        if status is not None and not self.busy_spools and self._positions.closed_status() is None:
-            self._ensure_open()
-            self.tracker.hooks.close_run(self.run_info, status)
-            self.report.recover()
-            self._positions.mark_closed(status)
-        return Outcome.DONE
-
-    def _out_of_time(self) -> bool:
-        return self._finish.is_set() and time.monotonic() >= self.give_up_at()
-
-    def _drain(self, path: Path) -> bool:
-        """Deliver ``path`` from the position on disk (read under the claim) to its end.
-
-        Returns False when time ran out first. Every send leaves its progress on disk, so the
-        position read here is exactly where the last send, of this process or another, stopped
-        (or, if that could not be written, this process remembers it).
-        """
-        position = self._progress.resume_at(path)
-        while not self._out_of_time():
-            prepared = self._fitter.read_batch(path, position)
-            if prepared is None:
-                return True
-            self._send(prepared)
-            if prepared.sent < len(prepared.records):
-                return False
-            position = prepared.position()
-        return False
-
-    def _tighten(self, prepared: FittedLines, demand: TighterLimitsRequired) -> None:
-        """Remake the records with the tighter limits the tracker asked for."""
-        self._fitter.tighten(prepared, demand)
-        self.report.retried += 1
-
-    # -- handing records over -------------------------------------------------------------------
-
-    def _send(self, prepared: FittedLines) -> None:
-        """Offer ``prepared``'s records batch by batch until all are handled or time runs out.
-
-        However the send stops, what the tracker accepted is recorded on disk before this returns
-        or raises.
-        """
-        try:
-            while prepared.sent < len(prepared.records) and not self._out_of_time():
-                end = batch_end(
-                    prepared.records,
-                    prepared.sent,
-                    self._fitter.limits,
-                    batches=self.tracker.hooks.batches,
-                )
-                try:
-                    self._offer(prepared, end)
-                except TighterLimitsRequired as demand:
-                    self._tighten(prepared, demand)
-                    continue
-                # a file is costly to send twice: its position is written as soon as it is sent
-                sent_a_file = isinstance(prepared.records[end - 1], FileRecord)
-                if self.tracker.hooks.batches or sent_a_file or self._progress.save_due():
-                    self._progress.save()
-        finally:
-            self._progress.save()
-
-    def _offer(self, prepared: FittedLines, end: int) -> None:
-        """Hand the records from ``prepared.sent`` to ``end`` to the tracker.
-
-        Where it refuses them for their content (``ValuesRejected``), the two halves are offered
-        in turn, down to single values, which are set aside: the values next to a refused one
-        still arrive, and an outage (any other exception) stops the send as usual.
-        """
-        batch = prepared.records[prepared.sent : end]
-        self._ensure_open()
-        try:
-            self.tracker.hooks.log_records(self.run_info, batch)
-        except ValuesRejected as refusal:
-            if len(batch) == 1:
-                self._set_aside(prepared, refusal)
-                return
-            middle = prepared.sent + len(batch) // 2
-            self._offer(prepared, middle)
-            self._offer(prepared, end)
-            return
-        renamed, truncated = prepared.count_flags(end)
-        self.report.renamed += renamed
-        self.report.truncated += truncated
-        received = sum(map(self.tracker.hooks.receives, batch))
-        self.report.delivered += received
-        self.report.skipped += len(batch) - received
-        self._handled(prepared, end)
-
-    def _set_aside(self, prepared: FittedLines, refusal: ValuesRejected) -> None:
-        """The tracker will never take this value: count it, say so once, and move past it."""
-        record = prepared.records[prepared.sent]
-        reason = redact_text(str(refusal.reason))[:_MAX_REASON_LENGTH]
-        self.report.reject(record.key, reason)
-        if not self._warned_of_rejection:
-            self._warned_of_rejection = True
-            self._warn(
-                f"tracker {self.tracker.name!r} refused {record.key!r} at step {record.step} "
-                f"({reason}); values it refuses are set aside, never offered again, and counted "
-                f"as rejected in the run log of run {self.run_info.run_id!r} "
-                f"(see: trackhook show {self.run_info.run_id})"
-            )
-        self._handled(prepared, prepared.sent + 1)
-
-    def _handled(self, prepared: FittedLines, end: int) -> None:
-        """The records up to ``end`` need never be offered again: remember, to save soon."""
-        self._progress.handled(prepared, end)
-        self._last_progress = time.monotonic()
-        self.report.recover()
-
-    # -- reporting --------------------------------------------------------------------------------
 
     def _undelivered_in_spool(self) -> int:
         if not self.tracker.hooks.receives_values:
@@ -585,12 +558,3 @@ class TrackerWorker(threading.Thread):
         if self._own is None or not self.tracker.hooks.receives_values:
             return 0, 0
         return self._own.held_values, self._own.lost_values
-
-    def _tell_renamed(self, key: str, stored: str, why: str | None) -> None:
-        self._warn(
-            f"tracker {self.tracker.name!r} cannot store the key {key!r} "
-            f"({why}); it is stored as {stored!r} (the run log keeps the original)"
-        )
-
-    def _warn(self, message: str) -> None:
-        warn_in_background(message)

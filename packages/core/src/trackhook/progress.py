@@ -24,8 +24,8 @@ SAVE_INTERVAL = 0.5
 class SendProgress:
     """One tracker's progress through a run's spool files, written to its ``TrackerPositions``.
 
-    ``save`` is called from the delivery thread and, through ``TrackerWorker.give_up``, from the
-    closing thread while the delivery thread is stuck in a hook: under a lock, and always the
+    ``save`` is called from the delivery thread and, through ``TrackerDelivery.give_up``, from
+    the closing thread while the delivery thread is stuck in a hook: under a lock, and always the
     latest progress, so that a position on disk only ever moves forward.
     """
 

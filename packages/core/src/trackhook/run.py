@@ -2,9 +2,10 @@
 
 The data path, in order: ``Run.track`` checks and normalises the values (``values``), appends one
 line to this process's spool (``store.SpoolWriter``) and returns: no value is held in memory. Each
-tracker's ``TrackerWorker`` (``delivery``) reads the spool in the background, makes the values fit
-the tracker and calls its hooks. The thread that flushes the spool also feeds the run's
-``ValueIndex`` (``index``), from which closing streams the run log's values.
+tracker's ``TrackerWorker`` (``worker``) repeats passes of its ``TrackerDelivery`` (``delivery``)
+in the background: a pass reads the spool, makes the values fit the tracker and calls its hooks.
+The thread that flushes the spool also feeds the run's ``ValueIndex`` (``index``), from which
+closing streams the run log's values.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trackhook import formats
-from trackhook.delivery import TrackerWorker, wait_for_workers
+from trackhook.delivery import TrackerDelivery
 from trackhook.errors import (
     TrackerDeliveryError,
     TrackhookError,
@@ -52,6 +53,7 @@ from trackhook.variables import (
     STORE_VARIABLE,
     TAG_VARIABLE,
 )
+from trackhook.worker import TrackerWorker, wait_for_workers
 
 if TYPE_CHECKING:
     from trackhook.config import LoadedConfig
@@ -142,21 +144,20 @@ class Run:
 
         built = build_trackers(self._loaded)
         self._not_loaded = built.not_loaded
-        workers = [
-            TrackerWorker(
+        deliveries = [
+            TrackerDelivery(
                 tracker,
                 self.info,
                 self._store,
                 self._loaded.config.delivery,
                 own_spool=self._spool,
-                on_fatal=self._on_fatal,
                 on_opened=self._on_tracker_opened,
             )
             for tracker in built.loaded
         ]
-        for worker in workers:
-            worker.reopen_run()
-        return workers
+        for delivery in deliveries:
+            delivery.reopen_run()
+        return [TrackerWorker(delivery, on_fatal=self._on_fatal) for delivery in deliveries]
 
     def _flush_spool_periodically(self) -> None:
         """Hand the spool to the OS every ``interval``, even while every tracker hangs in a hook.

@@ -5,6 +5,10 @@ spool file is recorded after every accepted batch; syncing therefore sends each 
 however often it runs. A run whose owning process died without closing it (SIGKILL, OOM, power
 loss: its run log still says ``RUNNING`` and its process is gone) is closed in its trackers as
 ``FAIL`` and its run log is rebuilt from the spool.
+
+Each tracker is delivered by the thread a run uses (``worker.TrackerWorker``), over a delivery
+without a spool of its own: a hook that never returns holds only that thread, which the sync
+abandons when its time is up, so that ``--timeout`` stays a hard limit.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from trackhook import formats
 from trackhook.config import ConfigSource, LoadedConfig, TrackerSettings, load_config
-from trackhook.delivery import TrackerWorker, wait_for_workers
+from trackhook.delivery import TrackerDelivery
 from trackhook.errors import ConfigError, UnknownRunError
 from trackhook.formats import FormatTooNewError
 from trackhook.index import ValueIndex, index_folder, remove_abandoned_indexes
@@ -41,6 +45,7 @@ from trackhook.runlog import (
 from trackhook.store import RunStore, spool_rank
 from trackhook.trackers import build_trackers
 from trackhook.variables import CONFIG_VARIABLE
+from trackhook.worker import TrackerWorker, wait_for_workers
 
 __all__ = ["SYNC_TIMEOUT", "SyncPlan", "SyncResult", "plan_sync", "sync_run", "sync_runs"]
 
@@ -179,7 +184,7 @@ def _sync(run_id: str, loaded: LoadedConfig, store: RunStore, deadline: float) -
     built = build_trackers(loaded, settings, quiet=True)
     wait = max(deadline - time.monotonic(), 0.0)  # loading the plugins counts within the timeout
     workers = [
-        TrackerWorker(tracker, run, store, loaded.config.delivery, own_spool=None)
+        TrackerWorker(TrackerDelivery(tracker, run, store, loaded.config.delivery, own_spool=None))
         for tracker in built.loaded
     ]
     for worker in workers:

@@ -73,7 +73,6 @@ if TYPE_CHECKING:
     from trackhook.trackers import LoadedTracker
 
 __all__ = [
-    "DeliveryReport",
     "Ending",
     "Finish",
     "PassOutcome",

@@ -32,9 +32,27 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
     ],
 )
 @pytest.mark.parametrize("timestamp", [1796180456.7498546, 1.0, 0.0])
-def test_a_line_is_what_the_json_encoder_writes(timestamp: float, values: dict) -> None:
+def test_a_line_reads_back_as_the_json_encoders_line(timestamp: float, values: dict) -> None:
+    line = encode_line(timestamp, 12, values)
     expected = _ENCODE({"t": timestamp, "s": 12, "v": values}) + "\n"
-    assert encode_line(timestamp, 12, values) == expected.encode("ascii")
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert _same(json.loads(line), json.loads(expected))
+    if plain_float_line(timestamp, 12, values) is None:
+        assert line == expected.encode("ascii")
+
+
+def _same(read: object, expected: object) -> bool:
+    """Equal, NaN included, and of the same types (1.0 is not 1)."""
+    if isinstance(expected, dict):
+        return (
+            isinstance(read, dict)
+            and list(read) == list(expected)
+            and all(_same(read[key], expected[key]) for key in expected)
+        )
+    if isinstance(expected, float) and math.isnan(expected):
+        return isinstance(read, float) and math.isnan(read)
+    return type(read) is type(expected) and read == expected
 
 
 def test_a_float_subclass_is_written_by_the_encoder_not_by_its_repr() -> None:

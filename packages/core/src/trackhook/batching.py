@@ -34,6 +34,8 @@ def batch_end(
     if not batches or isinstance(records[start], FileRecord):
         return start + 1
     most = batch_size(limits)
+    if limits.max_metrics_per_batch is None and limits.max_params_per_batch is None:
+        return _before_a_file(records, start, min(start + most, len(records)))
     most_metrics = limits.max_metrics_per_batch or most
     most_params = limits.max_params_per_batch or most
     metrics = params = 0
@@ -50,4 +52,14 @@ def batch_end(
                 break
             params += 1
         end += 1
+    return end
+
+
+def _before_a_file(
+    records: Sequence[MetricRecord | ParamRecord | FileRecord], start: int, end: int
+) -> int:
+    """``end``, or the first file's index between ``start`` and it (a file is a call of its own)."""
+    for index in range(start, end):
+        if type(records[index]) is FileRecord:
+            return index
     return end

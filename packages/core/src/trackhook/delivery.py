@@ -345,7 +345,7 @@ class TrackerDelivery:
         records = batch.records[batch.sent : end]
         self._ensure_open()
         try:
-            self.tracker.hooks.log_records(self.run_info, records)
+            received = self.tracker.hooks.log_records(self.run_info, records)
         except ValuesRejected as refusal:
             if len(records) == 1:
                 self._set_aside(cursor, batch, refusal)
@@ -357,7 +357,6 @@ class TrackerDelivery:
         renamed, truncated = batch.count_flags(end)
         self.report.renamed += renamed
         self.report.truncated += truncated
-        received = sum(map(self.tracker.hooks.receives, records))
         self.report.delivered += received
         self.report.skipped += len(records) - received
         self._handled(cursor, batch, end)

@@ -40,7 +40,10 @@ class FittedLines:
     """Where ``entries`` start: the first entry's first ``start.values_done`` values are skipped."""
     entries: list[SpoolEntry] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
-    flags: list[tuple[bool, bool]] = field(default_factory=list)  # (renamed, truncated)
+    renamed: list[int] = field(default_factory=list)
+    """The indexes of the records whose key was renamed (few: a list, not a flag per record)."""
+    truncated: list[int] = field(default_factory=list)
+    """The indexes of the params whose text was cut to the tracker's limit."""
     line_counts: list[int] = field(default_factory=list)  # records made up to each line's end
     line_offsets: list[int] = field(default_factory=list)  # the spool offset of each line's end
     sent: int = 0
@@ -58,8 +61,20 @@ class FittedLines:
 
     def count_flags(self, end: int) -> tuple[int, int]:
         """How many of the records from ``sent`` to ``end`` were (renamed, truncated)."""
-        chosen = self.flags[self.sent : end]
-        return sum(renamed for renamed, _ in chosen), sum(short for _, short in chosen)
+        return _count_between(self.renamed, self.sent, end), _count_between(
+            self.truncated, self.sent, end
+        )
+
+    def flag(self, *, renamed: bool, truncated: bool = False) -> None:
+        """Flag the record about to be added (the next index of ``records``)."""
+        if renamed:
+            self.renamed.append(len(self.records))
+        if truncated:
+            self.truncated.append(len(self.records))
+
+
+def _count_between(indexes: list[int], start: int, end: int) -> int:
+    return bisect.bisect_left(indexes, end) - bisect.bisect_left(indexes, start)
 
 
 class Fitter:
@@ -139,10 +154,12 @@ class Fitter:
             return False
         keys = self._metric_keys
         step, timestamp = entry.step, entry.timestamp
+        records = into.records
         for key, value in values.items():
             stored = keys.get(key) or self._metric_key(key)
-            into.records.append(MetricRecord(stored, value, step, timestamp))
-            into.flags.append((stored != key, False))
+            if stored != key:
+                into.renamed.append(len(records))
+            records.append(MetricRecord(stored, value, step, timestamp))
         return True
 
     def _add_each(self, entry: SpoolEntry, into: FittedLines, skip: int) -> None:
@@ -173,7 +190,8 @@ class Fitter:
         self._metric_keys.clear()
         rebuilt = FittedLines(fitted.path, fitted.start)
         self.extend(rebuilt, fitted.entries, until=None)
-        fitted.records, fitted.flags = rebuilt.records, rebuilt.flags
+        fitted.records, fitted.renamed = rebuilt.records, rebuilt.renamed
+        fitted.truncated = rebuilt.truncated
 
     def _record(self, entry: SpoolEntry, key: str, value: object, into: FittedLines) -> Record:
         limits = self.limits
@@ -181,7 +199,7 @@ class Fitter:
             return self._file_record(entry, key, value, into)
         if is_metric(value) and not entry.as_params:
             stored = limits.storable_key(key)
-            into.flags.append((stored != key, False))
+            into.flag(renamed=stored != key)
             self._tell_renamed(key, stored)
             return MetricRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
         param_key = limits.param_key.format(key=key, step=entry.step)
@@ -189,14 +207,14 @@ class Fitter:
         self._tell_renamed(param_key, stored)
         text = param_text(value)  # type: ignore[arg-type]
         short = limits.fit_param_text(text)
-        into.flags.append((stored != param_key, short is not None))
+        into.flag(renamed=stored != param_key, truncated=short is not None)
         if short is None:
             return ParamRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
         return ParamRecord(stored, short, entry.step, entry.timestamp, full_value=text)
 
     def _file_record(self, entry: SpoolEntry, key: str, held: Any, into: FittedLines) -> FileRecord:
         stored = self.limits.storable_key(key)
-        into.flags.append((stored != key, False))
+        into.flag(renamed=stored != key)
         self._tell_renamed(key, stored)
         return FileRecord(
             key=stored,

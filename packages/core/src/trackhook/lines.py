@@ -3,8 +3,9 @@
 The one place that turns a ``track_this`` call into the bytes of its spool line (its fields are
 defined in ``trackhook.formats``). It is on the caller's thread for every call, so the common call,
 floats under keyword names (``track_this(step=i, loss=l, acc=a)``), needs no normalising and is
-written without the JSON encoder, whose float conversion is a Python call per value: the bytes are
-the same as the encoder's (``test_lines.py`` compares them), a third cheaper for one value.
+written without the JSON encoder, whose float conversion is a Python call per value: its values
+are the dict's ``repr`` (JSON but for the quotes and a space after each ``:`` and ``,``), which
+reads back as the encoder's line would (``test_lines.py`` compares them), at half the cost.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["encode_line", "plain_float_line"]
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 _PREFIX = f'{{"{SPOOL_TIME}":'
 _STEP = f',"{SPOOL_STEP}":'
-_VALUES = f',"{SPOOL_VALUES}":{{'
+_VALUES = f',"{SPOOL_VALUES}":'
 _FLOAT = {float}
 
 
@@ -41,8 +42,9 @@ def plain_float_line(timestamp: float, step: int, values: Mapping[str, Any]) -> 
     total = sum(values.values())
     if total - total != 0.0:  # a nan or an infinity (or a sum too big): the encoder spells them
         return None
-    body = ",".join(map('"{}":{!r}'.format, values, values.values()))
-    return f"{_PREFIX}{timestamp!r}{_STEP}{step}{_VALUES}{body}}}}}\n".encode("ascii")
+    # such a dict's repr is its JSON but for the quotes, which no key holds
+    line = f"{_PREFIX}{timestamp!r}{_STEP}{step}{_VALUES}{values!r}}}\n"
+    return line.replace("'", '"').encode("ascii")
 
 
 def encode_line(

@@ -70,25 +70,20 @@ class TrackerHooks:
         self.receives_values = self.receives_metrics or self.receives_params or receives_files
         """False for a tracker without value hooks (do-nothing): its spool is not even read."""
 
-    def receives(self, record: MetricRecord | ParamRecord | FileRecord) -> bool:
-        """Whether a hook of this tracker takes ``record`` (one kind may have no hook)."""
-        if isinstance(record, MetricRecord):
-            return self.receives_metrics
-        if isinstance(record, ParamRecord):
-            return self.receives_params
-        return record.kind in self.file_kinds
-
     def log_records(
         self, run: RunInfo, records: Sequence[MetricRecord | ParamRecord | FileRecord]
-    ) -> None:
-        """Hand one batch over: a file alone (``batching`` makes it so), or metrics and params."""
+    ) -> int:
+        """Hand one batch over: a file alone (``batching`` makes it so), or metrics and params.
+        Returns how many of the records a hook took (a kind without a hook takes none)."""
         if len(records) == 1 and isinstance(records[0], FileRecord):
-            if records[0].kind in self.file_kinds:
-                self._file(run=run, file=records[0])
-            return
-        metrics = [record for record in records if isinstance(record, MetricRecord)]
-        params = [record for record in records if isinstance(record, ParamRecord)]
+            if records[0].kind not in self.file_kinds:
+                return 0
+            self._file(run=run, file=records[0])
+            return 1
+        metrics = [record for record in records if type(record) is MetricRecord]
+        params = [record for record in records if type(record) is ParamRecord]
         self.log_batch(run, metrics, params)
+        return len(metrics) * self.receives_metrics + len(params) * self.receives_params
 
     def open_run(self, run: RunInfo) -> dict[str, str]:
         facts: dict[str, str] = {}

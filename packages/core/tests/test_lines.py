@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict, defaultdict
+from types import MappingProxyType
 
 import pytest
 
+import trackhook
 from trackhook.lines import encode_line, plain_float_line
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
@@ -81,3 +84,21 @@ def test_only_a_call_with_nothing_to_normalise_has_a_plain_line() -> None:
     assert plain_float_line(1.0, 0, {"loss": 0.5, "acc_1": 0.25}) is not None
     for values in ({"": 0.5, "loss": 0.5}, {"a.b": 0.5}, {"loss": 1}, {"loss": math.nan}, {}):
         assert plain_float_line(1.0, 0, values) is None, values
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        OrderedDict(loss=0.5),
+        defaultdict(float, loss=0.5),
+        MappingProxyType({"loss": 0.5}),
+    ],
+    ids=["OrderedDict", "defaultdict", "mappingproxy"],
+)
+def test_a_mapping_that_is_not_a_plain_dict_is_normalised_and_tracked_whole(
+    values: object, tmp_path: object
+) -> None:
+    assert plain_float_line(1.0, 0, values) is None  # type: ignore[arg-type]
+    with trackhook.start_run(config={"run_log_store": str(tmp_path)}) as run:
+        run.track(3, values)  # type: ignore[arg-type]
+    assert run.user_defined_metrics == {"loss": {"3": 0.5}}

@@ -32,6 +32,8 @@ def plain_float_line(timestamp: float, step: int, values: Mapping[str, Any]) -> 
     (nothing for an encoder to escape, no dot that could make it another key's spelling) and every
     value a finite ``float`` (whose ``repr`` is its JSON).
     """
+    if type(values) is not dict:  # a subclass's or another mapping's repr is not the dict's
+        return None
     keys = "".join(values)
     if (
         not (keys.isascii() and keys.isidentifier())

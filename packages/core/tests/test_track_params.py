@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 import trackhook
 from trackhook import formats
+from trackhook.cli import main
 from trackhook.runlog import read_run_log
 from trackhook.store import RunStore, iter_spool
 from trackhook.testing import PerValueRecordingTracker, RecordingTracker, recording
@@ -115,6 +116,7 @@ OWNER_THAT_DIES = """
 import os, sys
 sys.path.insert(0, {tests!r})
 import trackhook
+from trackhook.cli import main
 from trackhook.registry import registered
 from sink import SinkTracker
 
@@ -166,3 +168,44 @@ def test_sync_after_the_owner_died_delivers_track_params_as_parameters(tmp_path:
         ("metric", "loss", 1): 0.5,
     }
     assert [line["status"] for line in read_sink(sink) if "closed" in line] == ["FAIL"]
+    closed = read_run_log(tmp_path / ".run_log_store" / "died.json")
+    assert closed[formats.PARAM_KEYS] == ["epochs", "lr", "optimiser"]
+
+
+def test_the_run_log_names_the_keys_tracked_as_params_and_only_when_there_are_some() -> None:
+    with recording(), trackhook.start_run("named", config=recording_config()) as run:
+        trackhook.track_params(lr=0.1, model={"layers": 4})
+        trackhook.track_this(step=1, loss=0.5, lr=0.2)
+    assert read_run_log(run.run_log_path)[formats.PARAM_KEYS] == ["lr", "model"]
+    with recording(), trackhook.start_run("unnamed", config=recording_config()) as plain:
+        trackhook.track_this(step=1, loss=0.5)
+    assert formats.PARAM_KEYS not in read_run_log(plain.run_log_path)
+
+
+def _sections(out: str) -> dict[str, str]:
+    """``trackhook show``'s plain output cut at its section titles."""
+    parts: dict[str, str] = {}
+    title = ""
+    for line in out.splitlines():
+        if line in ("Parameters", "Metrics", "Files"):
+            title = line
+        else:
+            parts[title] = parts.get(title, "") + line + "\n"
+    return parts
+
+
+@pytest.mark.parametrize("read_from", ["spool", "run log"])
+def test_show_lists_numbers_tracked_as_params_among_the_parameters(
+    read_from: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with recording(), trackhook.start_run("shown", config=recording_config()):
+        trackhook.track_params(lr=0.1, epochs=5)
+        trackhook.track_this(step=1, loss=0.5)
+    if read_from == "run log":
+        for path in RunStore(".run_log_store").spool_files("shown"):
+            path.unlink()
+    assert main(["--plain", "show", "shown"]) == 0
+    sections = _sections(capsys.readouterr().out)
+    metrics, params = sections["Metrics"], sections["Parameters"]
+    assert [key for key in ("lr", "epochs", "loss") if key in params] == ["lr", "epochs"]
+    assert [key for key in ("lr", "epochs", "loss") if key in metrics] == ["loss"]

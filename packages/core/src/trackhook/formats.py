@@ -78,6 +78,10 @@ HELD_BYTES: Final = "bytes"
 CLOSED_BY: Final = "closed_by"
 RESUMED_AT: Final = "resumed_at"
 """When each later session of the run (the same run_id again) opened it."""
+PARAM_KEYS: Final = "param_keys"
+"""The keys tracked with ``track_params`` (numbers included), which trackers received as
+parameters: ``trackhook show`` lists them as parameters. Absent when there are none (and in run
+logs written before 0.2.0, whose readers ignore it)."""
 VALUE_COUNT: Final = "value_count"
 """How many values ``METRICS`` holds, nested dicts counted by their leaves."""
 METRICS: Final = "user_defined_metrics"

@@ -34,7 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from trackhook.formats import SPOOL_STEP, SPOOL_TIME, SPOOL_VALUES, spool_format
+from trackhook.formats import (
+    PARAM_KEYS,
+    SPOOL_AS_PARAMS,
+    SPOOL_STEP,
+    SPOOL_TIME,
+    SPOOL_VALUES,
+    spool_format,
+)
 from trackhook.held import is_file_record
 from trackhook.processes import process_exists
 from trackhook.store import has_entry_shape, parse_spool_lines, spool_entry_of, whole_lines
@@ -110,6 +117,8 @@ class ValueIndex:
             self.path.unlink(missing_ok=True)
             raise
         self._keys: dict[str, _Key] = {}
+        self._param_keys: dict[str, None] = {}
+        """The keys of ``track_params`` lines, in the order first indexed."""
         self._read_up_to: dict[Path, int] = {}
         self._lines = 0
         self._pending_rows: list[tuple[int, int, float, str, int]] = []
@@ -165,6 +174,8 @@ class ValueIndex:
         time, step = record[SPOOL_TIME], record.get(SPOOL_STEP, 0)
         at_step = f'"{step}": '
         values = record[SPOOL_VALUES]
+        if record.get(SPOOL_AS_PARAMS) == 1:
+            self._param_keys.update(dict.fromkeys(values))
         for key, value in values.items():
             known = self._keys.get(key) or self._new_key(key, time, list(values).index(key))
             if time < known.first_time:
@@ -248,6 +259,17 @@ class ValueIndex:
             raise OSError(errno.EIO, cause, str(self.path)) from error
 
     # -- reading -----------------------------------------------------------------------------------
+
+    def param_keys(self) -> list[str]:
+        """The keys tracked with ``track_params``: trackers received their values as
+        parameters, numbers included."""
+        with self._lock:
+            return list(self._param_keys)
+
+    def param_keys_field(self) -> dict[str, list[str]]:
+        """The run log's ``param_keys`` field: none when no value was tracked as a parameter."""
+        keys = self.param_keys()
+        return {PARAM_KEYS: keys} if keys else {}
 
     def value_count(self) -> int:
         """How many values the run holds, nested dicts counted by their leaves."""
@@ -435,7 +457,10 @@ def _checked(record: Any) -> Any:
     found = spool_entry_of(record)
     if found is None:
         return None
-    return {SPOOL_TIME: found.timestamp, SPOOL_STEP: found.step, SPOOL_VALUES: found.values}
+    checked = {SPOOL_TIME: found.timestamp, SPOOL_STEP: found.step, SPOOL_VALUES: found.values}
+    if found.as_params:
+        checked[SPOOL_AS_PARAMS] = 1
+    return checked
 
 
 def _python_json(value: Any) -> str:

@@ -412,7 +412,7 @@ class Run:
             if closing:
                 index = self._live_index()
                 index.add(self._rank_files(), own=self._spool.path)
-                document |= {
+                document |= index.param_keys_field() | {
                     VALUE_COUNT: index.value_count(),
                     METRICS: index.write_user_defined_metrics,
                 }

@@ -339,6 +339,7 @@ def _close_as_failed(document: dict[str, Any], index: ValueIndex) -> None:
     document[formats.STATUS] = "FAIL"
     document[formats.END_TIME] = datetime.now().astimezone().isoformat()
     document[formats.CLOSED_BY] = "trackhook sync (the owning process had died)"
+    document |= index.param_keys_field()
     document[VALUE_COUNT] = index.value_count()
     document[METRICS] = index.write_user_defined_metrics
 

@@ -47,7 +47,9 @@ class KeySummary:
     last_step: int = 0
     last: Any = None
     numeric: bool = True
-    """Every value is a number: the key is a metric."""
+    """Every value is a number."""
+    tracked_as_param: bool = False
+    """Tracked with ``track_params``: trackers received it as a parameter, numbers included."""
     low: float = math.nan
     high: float = math.nan
     """The lowest and highest values, NaN left out (infinities kept)."""
@@ -73,6 +75,12 @@ class RunView:
     """The run log's values, when it had to be read whole (written by an older trackhook)."""
     unreadable: str | None = None
     """Why the run log cannot be read (a newer trackhook wrote it): ``document`` is then empty."""
+    param_keys: set[str] = field(default_factory=set)
+    """The keys tracked with ``track_params``: from the run log's ``param_keys``, and from the
+    spool's lines once the values are read from it."""
+
+    def __post_init__(self) -> None:
+        self.param_keys.update(map(str, self.document.get(formats.PARAM_KEYS) or []))
 
     @property
     def run_id(self) -> str:
@@ -158,7 +166,9 @@ class RunView:
             for step, value in steps():
                 for dotted, leaf in flatten(key, value):
                     summaries[dotted].add(step, leaf)
-            yield from (summing.summary() for summing in summaries.values())
+            for summing in summaries.values():
+                summing.result.tracked_as_param = key in self.param_keys
+                yield summing.summary()
 
     @property
     def values(self) -> dict[str, dict[int, Any]]:
@@ -191,6 +201,7 @@ class RunView:
         with tempfile.TemporaryDirectory(prefix="trackhook-show-") as folder:
             with ValueIndex(Path(folder)) as index:
                 index.add(self.spools)
+                self.param_keys.update(index.param_keys())
                 yield from index.readers()
 
     def _run_log_values(self) -> dict[str, Any]:

@@ -98,8 +98,10 @@ def show_run(run: RunView, out: Output) -> None:
         out.line(trouble)
     summaries = list(run.summaries())
     files = [summary for summary in summaries if is_file_record(summary.last)]
-    params = [s for s in summaries if not s.numeric and not is_file_record(s.last)]
-    metrics = [summary for summary in summaries if summary.numeric]
+    params = [
+        s for s in summaries if (s.tracked_as_param or not s.numeric) and not is_file_record(s.last)
+    ]
+    metrics = [s for s in summaries if s.numeric and not s.tracked_as_param]
     if not params and not metrics and not files:
         out.line()
         out.line("no values tracked")

@@ -152,14 +152,9 @@ class Fitter:
         values = entry.values
         if entry.as_params or entry.files or not set(map(type, values.values())) <= _NUMBERS:
             return False
-        keys = self._metric_keys
         step, timestamp = entry.step, entry.timestamp
-        records = into.records
         for key, value in values.items():
-            stored = keys.get(key) or self._metric_key(key)
-            if stored != key:
-                into.renamed.append(len(records))
-            records.append(MetricRecord(stored, value, step, timestamp))
+            into.records.append(self._metric_record(key, value, step, timestamp, into))
         return True
 
     def _add_each(self, entry: SpoolEntry, into: FittedLines, skip: int) -> None:
@@ -171,12 +166,17 @@ class Fitter:
                     continue
                 into.records.append(self._record(entry, key, value, into))
 
-    def _metric_key(self, key: str) -> str:
-        """The key a metric is stored under, remembered until the limits change."""
-        stored = self.limits.storable_key(key)
-        self._tell_renamed(key, stored)
-        self._metric_keys[key] = stored
-        return stored
+    def _metric_record(
+        self, key: str, value: float, step: int, timestamp: float, into: FittedLines
+    ) -> MetricRecord:
+        """The record of a metric, under the key the tracker stores it as: worked out once per
+        key (and said once when renamed), remembered until the limits change."""
+        stored = self._metric_keys.get(key)
+        if stored is None:
+            stored = self._metric_keys[key] = self.limits.storable_key(key)
+            self._tell_renamed(key, stored)
+        into.flag(renamed=stored != key)
+        return MetricRecord(stored, value, step, timestamp)
 
     def tighten(self, fitted: FittedLines, demand: TighterLimitsRequired) -> None:
         """Remake ``fitted``'s records with the tighter limits the tracker asked for.
@@ -198,10 +198,7 @@ class Fitter:
         if key in entry.files:
             return self._file_record(entry, key, value, into)
         if is_metric(value) and not entry.as_params:
-            stored = limits.storable_key(key)
-            into.flag(renamed=stored != key)
-            self._tell_renamed(key, stored)
-            return MetricRecord(stored, value, entry.step, entry.timestamp)  # type: ignore[arg-type]
+            return self._metric_record(key, value, entry.step, entry.timestamp, into)  # type: ignore[arg-type]
         param_key = limits.param_key.format(key=key, step=entry.step)
         stored = limits.storable_key(param_key)
         self._tell_renamed(param_key, stored)

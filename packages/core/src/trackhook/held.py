@@ -9,8 +9,11 @@ share the blocks, a copy otherwise) and hashed in one pass, into::
 The copy is what makes "changing or deleting the original afterwards changes nothing" true: a
 hard link would share the original's inode, and a checkpoint rewritten in place would change the
 held content under the tracker. A reflink (``FICLONE``: Btrfs, XFS, bcachefs, overlayfs on them)
-shares blocks copy-on-write, so it is both cheap and safe; the hash is taken from the held copy,
-never from an original that may be changing. Content is addressed by its SHA-256, so tracking the
+shares blocks copy-on-write, so it is both cheap and safe. A copy is hashed as it is written;
+after a reflink the original is hashed (its pages are usually in memory), and the clone itself
+when the original's size, mtime or ctime moved meanwhile: a rewrite of the same size within one
+timestamp tick would go unseen, which only a hash of the clone could rule out (not done: it would
+read every byte of a large checkpoint again). Content is addressed by its SHA-256, so tracking the
 same bytes under the same name again holds them once.
 
 The spool line then holds, at the value's key, the record the run log shows (``FILE_*`` fields of
@@ -121,8 +124,9 @@ class ContentHolder:
             os.close(source)
 
     def _store(self, name: str, kind: str, fill: Callable[[int], _Digest | None]) -> _Held:
-        """Write the content with ``fill(descriptor)`` into a new file and move it to its place
-        (or drop it, when that content is held already under that name).
+        """Write the content with ``fill(descriptor)`` into a new file beside its place: ``place``
+        moves it there once the call is accepted whole (or drops it, when that content is held
+        already under that name), ``forget`` drops it.
 
         ``fill`` returns the content's digest and size when it saw every byte it wrote; after a
         reflink, which shares blocks unseen, the new file is read to hash it.
@@ -155,10 +159,7 @@ class ContentHolder:
         another call (another thread) that holds the same content points to the same place.
         """
         try:
-            there = (
-                held.path.is_file() and held.path.stat().st_size == held.record[formats.FILE_SIZE]
-            )
-            if not there:
+            if not _holds(held.path, held.record[formats.FILE_SIZE]):
                 held.path.parent.mkdir(exist_ok=True)
                 os.replace(held.incoming, held.path)
         finally:

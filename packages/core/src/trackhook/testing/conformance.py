@@ -275,6 +275,7 @@ class TrackerConformance:
 
         report, image = self._workdir / "report.bin", self._workdir / "sample.png"
         tracked = {"report": bytes(range(256)) * 40, "eval.sample": tiny_png()}
+        kind_of = {"report": "file", "eval.sample": "image"}
         report.write_bytes(tracked["report"])
         image.write_bytes(tracked["eval.sample"])
 
@@ -285,7 +286,7 @@ class TrackerConformance:
 
         run = self._track(body)
         kinds = self._limits().file_kinds if self._implements("trackhook_log_file") else set()
-        expected = {key: content for key, content in tracked.items() if _kind_of(key) in kinds}
+        expected = {key: content for key, content in tracked.items() if kind_of[key] in kinds}
         skipped = self._delivery_of(run)[formats.SKIPPED]
         _expect(
             skipped == len(tracked) - len(expected),
@@ -480,11 +481,6 @@ class TrackerConformance:
 
 class _Boom(Exception):
     """The exception the suite's own block raises."""
-
-
-def _kind_of(key: str) -> str:
-    """The kind of the two files the file test tracks: ``eval.sample`` is the image."""
-    return "image" if key == "eval.sample" else "file"
 
 
 def _expect(condition: bool, message: str) -> None:

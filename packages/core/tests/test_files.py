@@ -27,7 +27,7 @@ from trackhook.registry import registered
 from trackhook.runlog import read_run_log
 from trackhook.store import RunStore
 from trackhook.sync import sync_runs
-from trackhook.testing import RecordingTracker, recording
+from trackhook.testing import RecordingTracker, recording, tiny_png
 
 from .conftest import recording_config
 from .sink import FileSinkTracker, SinkTracker, files_of, read_sink
@@ -188,8 +188,6 @@ class ImagesOnlyTracker(RecordingTracker):
 
 
 def test_a_tracker_taking_images_only_gets_them_and_counts_the_other_files_skipped() -> None:
-    from trackhook.testing import tiny_png
-
     path, _ = a_file()
     Path("sample.png").write_bytes(tiny_png())
     tracker = ImagesOnlyTracker()

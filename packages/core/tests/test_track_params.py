@@ -116,7 +116,6 @@ OWNER_THAT_DIES = """
 import os, sys
 sys.path.insert(0, {tests!r})
 import trackhook
-from trackhook.cli import main
 from trackhook.registry import registered
 from sink import SinkTracker
 

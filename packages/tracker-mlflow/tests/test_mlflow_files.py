@@ -17,24 +17,16 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from PIL import Image
 
 import trackhook
 from trackhook import RunInfo, TrackhookWarning, ValuesRejected
-from trackhook.testing import file_record
+from trackhook.testing import file_record, noise_png, rgb_pixels
 from trackhook_mlflow import MlflowConfig, MlflowTracker
 from trackhook_mlflow._files import IMAGE_KEY_RULE
 
 
 def _png(path: Path, seed: int = 0) -> Path:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format="PNG")
-    return path
-
-
-def _pixels(path: Path) -> Any:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return noise_png(path, 24, 32, seed)
 
 
 def _open(tracking_uri: str, names: Any) -> tuple[MlflowTracker, RunInfo]:
@@ -119,7 +111,7 @@ def test_an_image_is_logged_at_its_step_for_the_step_slider(
             if _newest_form(p).startswith(f"images/eval{slash}confusion+step+{step}+")
         ]
         downloaded = client.download_artifacts(mlflow_run_id, path, tmp_path)
-        assert (_pixels(Path(downloaded)) == _pixels(held / f"confusion-{step}.png")).all()
+        assert (rgb_pixels(Path(downloaded)) == rgb_pixels(held / f"confusion-{step}.png")).all()
     assert client.get_run(mlflow_run_id).data.tags["mlflow.loggedImages"] == "True"
 
 
@@ -217,5 +209,5 @@ def test_files_and_images_tracked_with_track_this_land_in_the_mlflow_run(
     (image,) = [path for path in _images(client, mlflow_run_id) if path.endswith(".png")]
     assert _newest_form(image).startswith("images/eval.grid+step+5+")
     assert (
-        _pixels(Path(client.download_artifacts(mlflow_run_id, image, tmp_path))) == pixels
+        rgb_pixels(Path(client.download_artifacts(mlflow_run_id, image, tmp_path))) == pixels
     ).all()

@@ -24,13 +24,20 @@ def _tracker(tracking_uri: str, **settings: Any) -> MlflowTracker:
     return MlflowTracker(MlflowConfig(tracking_uri=tracking_uri, **settings))
 
 
+def _open_then_delete_its_experiment(uri: str, run_id: str, tag: str) -> tuple[MlflowClient, str]:
+    """Open the run in a fresh tracker (which remembers the experiment), then delete that
+    experiment behind its back: a client, and the experiment's id."""
+    client = MlflowClient(uri)
+    opened = _tracker(uri).trackhook_open_run(RunInfo(run_id, tag, time.time()))
+    client.delete_experiment(opened["experiment_id"])
+    return client, opened["experiment_id"]
+
+
 def test_a_run_in_an_experiment_deleted_since_it_was_remembered_is_refused_naming_the_fix(
     tracking_uri: str, names: Any
 ) -> None:
     run_id, tag = names
-    client = MlflowClient(tracking_uri)
-    first = _tracker(tracking_uri).trackhook_open_run(RunInfo(run_id, tag, time.time()))
-    client.delete_experiment(first["experiment_id"])
+    _open_then_delete_its_experiment(tracking_uri, run_id, tag)
     with pytest.raises(MlflowTrackerError, match="is deleted: restore it"):
         _tracker(tracking_uri).trackhook_open_run(RunInfo(f"{run_id}-2", tag, time.time()))
 
@@ -39,12 +46,10 @@ def test_an_experiment_deleted_for_good_and_made_again_receives_the_next_run(
     sqlite_uri: str, names: Any
 ) -> None:
     run_id, tag = names
-    client = MlflowClient(sqlite_uri)
-    remembered = _tracker(sqlite_uri).trackhook_open_run(RunInfo(run_id, tag, time.time()))
-    client.delete_experiment(remembered["experiment_id"])
+    client, deleted = _open_then_delete_its_experiment(sqlite_uri, run_id, tag)
     subprocess.run(
         [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", sqlite_uri,
-         "--tracking-uri", sqlite_uri, "--experiment-ids", remembered["experiment_id"]],
+         "--tracking-uri", sqlite_uri, "--experiment-ids", deleted],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     # sqlite may give the freed id to the next experiment: here one holding a run of the same

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import trackhook
 from trackhook import RunInfo, TrackhookWarning
-from trackhook.testing import file_record
+from trackhook.testing import file_record, noise_png, rgb_pixels
 from trackhook_wandb import STEP_METRIC, WandbTracker
 
 Make = Callable[..., WandbTracker]
@@ -26,14 +25,7 @@ Read = Callable[..., Any]  # the read_run fixture: returns a WandbRunFile of con
 
 
 def _png(path: Path, seed: int = 0) -> Path:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format="PNG")
-    return path
-
-
-def _pixels(path: Path) -> Any:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return noise_png(path, 20, 30, seed)
 
 
 def _media_of(logged: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
@@ -74,7 +66,7 @@ def test_an_image_is_media_in_the_history_row_of_its_step(
     for step, media in images:
         assert media["_type"] == "image-file"
         stored = _files_of(logged) / media["path"]
-        assert (_pixels(stored) == _pixels(held / f"sample-{step}.png")).all()
+        assert (rgb_pixels(stored) == rgb_pixels(held / f"sample-{step}.png")).all()
 
 
 def test_a_file_is_the_run_file_key_step_name(
@@ -152,6 +144,6 @@ def test_files_and_images_tracked_with_track_this_land_in_the_wandb_run(
     assert (files / "checkpoint" / "step_5" / "epoch-5.pt").read_bytes() == b"weights of epoch 5"
     ((step, media),) = _media_of(logged, "eval.grid")
     assert step == 5
-    assert (_pixels(files / media["path"]) == pixels).all()
+    assert (rgb_pixels(files / media["path"]) == pixels).all()
     assert logged.values_of("loss") == [(2, 0.5)]
     assert all(STEP_METRIC in row for row in logged.history)

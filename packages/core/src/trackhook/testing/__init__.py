@@ -33,7 +33,9 @@ __all__ = [
     "PerValueRecordingTracker",
     "RecordingTracker",
     "file_record",
+    "noise_png",
     "recording",
+    "rgb_pixels",
     "tiny_png",
 ]
 
@@ -54,6 +56,27 @@ def file_record(
         size=len(content),
         timestamp=time.time(),
     )
+
+
+def noise_png(path: Path, height: int, width: int, seed: int = 0) -> Path:
+    """Write an RGB PNG of random pixels (each ``seed`` its own) to ``path``, for tests that tell
+    images apart by their pixels; needs numpy and pillow, imported only here."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
+def rgb_pixels(path: Path) -> Any:
+    """The pixels of the image at ``path`` as an RGB numpy array (numpy and pillow needed)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def tiny_png() -> bytes:
